@@ -1,0 +1,169 @@
+"""The ``mrpc-finetune`` command (also ``python -m mrpc_finetune``).
+
+mrpc-finetune list
+mrpc-finetune show mrpc [KEY=VALUE ...]
+mrpc-finetune inspect mrpc_minilm data.dir=../shared/data/mrpc --n 8 --split train [--json]
+mrpc-finetune train mrpc_minilm data.dir=../shared/data/mrpc [train.max_steps=30 output_dir=/tmp/run]
+mrpc-finetune eval /tmp/run [--split validation]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from .errors import UserError
+from .recipe import Recipe, load_recipe, recipe_names, recipes_dir, to_dict
+
+
+def _cmd_list(args) -> None:
+    for name in recipe_names():
+        recipe = load_recipe(name)
+        print(f"{name:<16} {recipe.description}")
+
+
+def _cmd_show(args) -> None:
+    from transformers import TrainingArguments
+
+    from .trainer_loop import training_arguments
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    if recipe.model.trust_remote_code:
+        print("WARNING: model.trust_remote_code=true runs Python code downloaded with the model", file=sys.stderr)
+    print(f"recipe {recipe.name}: {recipe.description}")
+    for key, value in to_dict(recipe).items():
+        if isinstance(value, dict):
+            print(f"[{key}]")
+            for sub, item in value.items():
+                print(f"  {sub} = {item!r}")
+        elif key not in ("name", "description"):
+            print(f"{key} = {value!r}")
+    print(f"run directory: {recipe.run_dir}")
+    args_out = training_arguments(recipe, recipe.run_dir / "checkpoints").to_dict()
+    defaults = TrainingArguments(output_dir="x").to_dict()
+    print("TrainingArguments (fields that differ from the transformers defaults):")
+    for key in sorted(args_out):
+        if args_out[key] != defaults.get(key) and key != "output_dir":
+            print(f"  {key} = {args_out[key]!r}")
+    print(f"  output_dir = {args_out['output_dir']!r}")
+
+
+def _cmd_inspect(args) -> None:
+    from . import data, hardware, modeling
+    from .tasks import get_task
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    task = get_task(recipe.data.task)
+    tokenizer = modeling.load_tokenizer(recipe.model)
+    raw = data.load_raw_splits(recipe.data, task)
+    if args.split not in raw:
+        raise UserError(f"--split {args.split}: not in the data (splits: {', '.join(raw)})")
+    split = data.tokenize_splits(raw, tokenizer, task, recipe.data)[args.split]
+    lengths = data.token_lengths(split)
+    first = list(range(min(args.n, len(split))))
+    multiple = hardware.pad_to_multiple_of(hardware.select_precision(recipe.train.precision))
+    collator = data.make_collator(tokenizer, multiple)
+    batch = collator([split[i] for i in first]) if first else {}
+    if args.split == "train":
+        order = data.make_train_sampler(lengths, recipe.train.batch_size, recipe.train.sampler, recipe.seed)
+        sampler, size = recipe.train.sampler, recipe.train.batch_size
+    else:  # evaluation batches are sorted by length (see inference.py)
+        order, sampler, size = (
+            sorted(range(len(lengths)), key=lengths.__getitem__),
+            "sorted_by_length",
+            recipe.eval.batch_size,
+        )
+    report = {
+        "recipe": recipe.name,
+        "split": args.split,
+        "rows": len(split),
+        "first_lengths": [lengths[i] for i in first],
+        "batch_shapes": {k: list(v.shape) for k, v in batch.items()},
+        "sampler": sampler,
+        "batch_size": size,
+        "padding_efficiency": round(data.padding_efficiency(lengths, data.batches_of(order, size), multiple), 4),
+    }
+    print(f"{recipe.name} / {args.split}: {report['rows']} rows")
+    print(f"token lengths of the first {len(first)}: {report['first_lengths']}")
+    print("collated batch of them: " + ", ".join(f"{k} {v}" for k, v in report["batch_shapes"].items()))
+    print(
+        f"padding efficiency (real / padded tokens) with {sampler} batches of {size}: "
+        f"{report['padding_efficiency']:.4f}"
+    )
+    if args.json:
+        print(json.dumps(report))
+
+
+def _cmd_train(args) -> None:
+    recipe = load_recipe(args.recipe, args.overrides)
+    train_with_loop(recipe)
+
+
+def train_with_loop(recipe: Recipe) -> dict:
+    if recipe.loop == "trainer":
+        from .trainer_loop import main
+    elif recipe.loop == "torch":
+        from .torch_loop import main
+    else:
+        from .accelerate_loop import main
+    return main(recipe)
+
+
+def _cmd_eval(args) -> None:
+    from .evaluation import evaluate_run
+
+    metrics = evaluate_run(args.run_dir, split=args.split, file=args.file)
+    print(json.dumps(metrics, indent=2))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mrpc-finetune", description="Fine-tune encoders on GLUE-style tasks.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("list", help=f"list the recipes in {recipes_dir()}").set_defaults(func=_cmd_list)
+
+    def recipe_command(name: str, help_text: str, func):
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("recipe", help="recipe name, recipe .py file, or a run's recipe.json / run directory")
+        sub.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. train.lr=3e-5")
+        sub.set_defaults(func=func)
+        return sub
+
+    recipe_command("show", "print the resolved recipe and the TrainingArguments it becomes", _cmd_show)
+    inspect = recipe_command("inspect", "token lengths, batch shapes and padding efficiency of a split", _cmd_inspect)
+    inspect.add_argument("--n", type=int, default=8, help="examples to show (default 8)")
+    inspect.add_argument("--split", default="train", help="split to inspect (default train)")
+    inspect.add_argument("--json", action="store_true", help="also print the report as one JSON line")
+    recipe_command("train", "train a recipe (loop=trainer|torch|accelerate)", _cmd_train)
+
+    evaluate = commands.add_parser("eval", help="evaluate a finished run's model")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--split", default=None, help="split of the run's data (default: the task's validation)")
+    evaluate.add_argument("--file", default=None, help="a labelled file to evaluate instead of the run's data")
+    evaluate.set_defaults(func=_cmd_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # forked map workers would warn otherwise
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # Overrides may come after options (inspect mrpc --n 8 data.dir=...); anything else unknown is an error.
+    unknown = [item for item in extra if "=" not in item or item.startswith("-")]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if extra:
+        if not hasattr(args, "overrides"):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
+    try:
+        args.func(args)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun with resume=true to continue from the last checkpoint", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,9 @@
+"""The one exception type the CLI turns into a one-line message and exit code 2."""
+
+
+class UserError(Exception):
+    """A problem with the user's recipe, overrides, data, model or run directory.
+
+    The message is a single line that names the offending key, file, row or column and says what to do.
+    The CLI prints it as ``error: <message>`` and exits with code 2, with no traceback.
+    """

@@ -1,0 +1,60 @@
+"""Evaluate a finished run's model on a split of its data or on a labelled file.
+
+mrpc-finetune eval runs/mrpc_minilm [--split validation] [--file my_labelled.csv]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import data, runs
+from .errors import UserError
+from .inference import predict_logits
+from .metrics import load_metric, predictions_from_logits
+from .tasks import get_task
+
+
+def load_run_model(run: runs.RunDir):
+    """Tokenizer and model of a finished run, from safetensors, never running remote code."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(run.model, trust_remote_code=False)
+    model = AutoModelForSequenceClassification.from_pretrained(run.model, use_safetensors=True, trust_remote_code=False)
+    return tokenizer, model
+
+
+def evaluate_run(run_dir: str | Path, split: str | None = None, file: str | None = None) -> dict:
+    """Metrics (and, for classification, the confusion matrix) of the run's final model; also written to RUN."""
+    run, recipe = runs.open_run(run_dir)
+    task = get_task(recipe.data.task)
+    if file:
+        path = Path(file)
+        if not path.is_file():
+            raise UserError(f"--file {path}: no such file")
+        raw = data.load_split_file(path)
+        data.check_split(raw, task, str(path), labelled=True)
+        name = path.stem
+    else:
+        name = split or task.eval_splits[0]
+        splits = data.load_raw_splits(recipe.data, task)
+        if name not in splits:
+            raise UserError(f"--split {name}: not in the run's data (splits: {', '.join(splits)})")
+        raw = splits[name]
+    if "label" not in raw.column_names or (not task.is_regression and min(raw["label"], default=0) < 0):
+        raise UserError(f"{name}: has no labels to evaluate against; use `mrpc-finetune predict` instead")
+    tokenizer, model = load_run_model(run)
+    tokenized = data.tokenize_split(raw, tokenizer, task, recipe.data)
+    logits = predict_logits(model, tokenized, data.make_collator(tokenizer), recipe.eval.batch_size)
+    predictions = predictions_from_logits(logits, task)
+    references = tokenized["labels"]
+    metrics = {
+        f"eval_{k}": v for k, v in load_metric(task).compute(predictions=predictions, references=references).items()
+    }
+    metrics["eval_rows"] = len(references)
+    if not task.is_regression:
+        from sklearn.metrics import confusion_matrix
+
+        matrix = confusion_matrix(references, predictions, labels=list(range(task.num_labels)))
+        metrics["confusion_matrix"] = {"labels": list(task.label_names), "rows_true_columns_predicted": matrix.tolist()}
+    runs.atomic_write_json(run.root / f"eval_{name}.json", metrics)
+    return metrics

