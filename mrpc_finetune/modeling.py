@@ -99,9 +99,23 @@ def load_model(cfg: ModelConfig, task: TaskSpec, label_names: tuple[str, ...] | 
     except (OSError, ValueError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"model.name={cfg.name}: cannot load a model from it ({first_line})") from None
+    if cfg.pooler == "identity":
+        _identity_pooler(model)
     if tokenizer is not None:
         check_vocab_fits(tokenizer, model, cfg.name)
     return model
+
+
+def _identity_pooler(model) -> None:
+    import torch
+
+    pooler = getattr(model.base_model, "pooler", None)
+    dense = getattr(pooler, "dense", None)
+    if not isinstance(dense, torch.nn.Linear) or dense.in_features != dense.out_features:
+        raise UserError(f"model.pooler=identity: {type(model).__name__} has no square pooler to reset")
+    with torch.no_grad():
+        torch.nn.init.eye_(dense.weight)
+        torch.nn.init.zeros_(dense.bias)
 
 
 def check_vocab_fits(tokenizer, model, name: str) -> None:

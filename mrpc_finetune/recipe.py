@@ -39,6 +39,10 @@ class ModelConfig:
     """Override of the encoder's ``hidden_dropout_prob`` and ``attention_probs_dropout_prob``; None keeps the config's."""
     classifier_dropout: float | None = None
     """Dropout before the classification head; None uses the encoder's dropout."""
+    pooler: Literal["pretrained", "identity"] = "pretrained"
+    """Start of the pooler (dense + tanh over [CLS]) that feeds the classifier: ``pretrained`` keeps the checkpoint's;
+    ``identity`` starts it as tanh([CLS]), for checkpoints whose pooler was never trained (sentence-transformers
+    models pool by mean, so their pooler is near zero and the head starts almost blind)."""
     trust_remote_code: bool = False
     """Run Python code shipped with a Hub model. Off unless a recipe sets it on explicitly."""
 

