@@ -102,6 +102,9 @@ def _cmd_train(args) -> None:
 
 
 def train_with_loop(recipe: Recipe) -> dict:
+    from .pipeline import check_sources
+
+    check_sources(recipe)  # fail in a second when offline, before the loops' heavy imports
     if recipe.loop == "trainer":
         from .trainer_loop import main
     elif recipe.loop == "torch":

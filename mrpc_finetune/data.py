@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import torch
-
 from .errors import UserError
 from .modeling import OFFLINE_ROUTE, hub_reachable
 from .recipe import DataConfig
@@ -55,6 +53,14 @@ def load_split_file(path: Path):
         raise UserError(
             f"{path}: cannot be read as {path.suffix[1:]} ({str(cause).strip().splitlines()[0][:200]})"
         ) from None
+
+
+def check_data_source(cfg: DataConfig, task: TaskSpec) -> None:
+    """Hub data with no Hub fails here at once, not after the library's minute of retries."""
+    if cfg.dir is None and not hub_reachable():
+        raise UserError(
+            f"data: the Hugging Face Hub cannot be reached to download {cfg.hub_dataset}/{task.name}; {OFFLINE_ROUTE}"
+        )
 
 
 def load_raw_splits(cfg: DataConfig, task: TaskSpec):
@@ -138,6 +144,7 @@ def make_collator(tokenizer, pad_to_multiple_of: int | None = None):
 
 def make_train_sampler(lengths: list[int], batch_size: int, strategy: str, seed: int):
     """The training order: length-grouped mega-batches in random order, or plain shuffling."""
+    import torch
     from transformers.trainer_pt_utils import LengthGroupedSampler
 
     generator = torch.Generator().manual_seed(seed)

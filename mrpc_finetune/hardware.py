@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import torch
-
 from .errors import UserError
 
 
 def select_precision(requested: str, cuda_available: bool | None = None, bf16_supported: bool | None = None) -> str:
     """Resolve ``train.precision`` (auto, bf16, fp16, fp32) to what this machine will run."""
+    import torch
+
     cuda = torch.cuda.is_available() if cuda_available is None else cuda_available
     if requested == "auto":
         if not cuda:
@@ -22,6 +22,8 @@ def select_precision(requested: str, cuda_available: bool | None = None, bf16_su
 
 def use_tf32(cuda_available: bool | None = None, capability: tuple[int, int] | None = None) -> bool:
     """TF32 matmuls on Ampere (compute capability 8.0) and newer; they keep fp32 range with a 10-bit mantissa."""
+    import torch
+
     cuda = torch.cuda.is_available() if cuda_available is None else cuda_available
     if not cuda:
         return False

@@ -49,6 +49,20 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
+def check_model_source(cfg: ModelConfig) -> None:
+    """Before any heavy import: a Hub id with no Hub and no cached copy fails here, in about a second."""
+    source = resolve_model_path(cfg.name)
+    if Path(source).is_dir() or hub_reachable():
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    if not isinstance(try_to_load_from_cache(source, "config.json", revision=cfg.revision), str):
+        raise UserError(
+            f"model.name={cfg.name}: the Hugging Face Hub cannot be reached and {cfg.name!r} is not cached; "
+            f"{OFFLINE_ROUTE}"
+        )
+
+
 def _from_hub_or_cache(loader, name: str, **kwargs):
     """Load from the Hub when it answers; otherwise only from the local cache, with one clear line on a miss."""
     if hub_reachable():

@@ -34,7 +34,7 @@ def prepare(recipe: Recipe, with_model: bool = True) -> Prepared:
     from transformers import set_seed
 
     precision = hardware.select_precision(recipe.train.precision)
-    task = get_task(recipe.data.task)
+    task = check_sources(recipe)
     tokenizer = modeling.load_tokenizer(recipe.model)
     raw = data.load_raw_splits(recipe.data, task)
     splits = data.tokenize_splits(raw, tokenizer, task, recipe.data)
@@ -42,6 +42,14 @@ def prepare(recipe: Recipe, with_model: bool = True) -> Prepared:
     model = modeling.load_model(recipe.model, task, tokenizer=tokenizer) if with_model else None
     collator = data.make_collator(tokenizer, hardware.pad_to_multiple_of(precision))
     return Prepared(task, tokenizer, model, splits, collator, precision)
+
+
+def check_sources(recipe: Recipe) -> TaskSpec:
+    """Model and data reachable (local, cached or Hub)? Cheap: no torch or transformers import, one socket connect."""
+    task = get_task(recipe.data.task)
+    modeling.check_model_source(recipe.model)
+    data.check_data_source(recipe.data, task)
+    return task
 
 
 def best_metric_name(recipe: Recipe, task: TaskSpec) -> str:
