@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import socket
 from pathlib import Path
@@ -63,6 +64,62 @@ def check_model_source(cfg: ModelConfig) -> None:
         )
 
 
+PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
+"""Weight files in pickle formats: loading one can run arbitrary code, so they are never loaded."""
+VOCABULARY_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "*.model")
+"""One of these holds a tokenizer's vocabulary; without one ``AutoTokenizer`` quietly builds a 5-token tokenizer."""
+
+
+def check_local_model(cfg: ModelConfig, tokenizer=None) -> None:
+    """Cheap checks of a local model folder, run before any data is loaded: safetensors weights whose headers
+    read, and (given the tokenizer) an embedding with a row for every token id."""
+    source = resolve_model_path(cfg.name)
+    if source == cfg.name and not Path(source).is_dir():
+        return  # a Hub id: checked when it is loaded
+    _check_local_weights(Path(source), cfg.name)
+    try:
+        rows = json.loads((Path(source) / "config.json").read_text()).get("vocab_size")
+    except (OSError, ValueError, AttributeError) as err:
+        raise UserError(f"model.name={cfg.name}: {source}/config.json cannot be read ({_first_line(err)})") from None
+    if tokenizer is not None and isinstance(rows, int) and len(tokenizer) > rows:
+        raise UserError(_vocab_mismatch(cfg.name, len(tokenizer), rows))
+
+
+def _check_local_weights(folder: Path, name: str) -> None:
+    """A local folder must hold safetensors weights; pickled ones are refused by name, never unpickled."""
+    from safetensors import SafetensorError, safe_open
+
+    weights = sorted(folder.glob("*.safetensors"))
+    for path in weights:
+        try:
+            with safe_open(str(path), framework="pt"):  # reads and checks the header only
+                pass
+        except (OSError, SafetensorError) as err:
+            raise UserError(f"model.name={name}: {path} is corrupt or cut off ({_first_line(err)})") from None
+    if weights:
+        return
+    pickled = sorted(p.name for pattern in PICKLE_WEIGHTS for p in folder.glob(pattern))
+    if pickled:
+        raise UserError(
+            f"model.name={name}: {folder} holds only pickled weights ({', '.join(pickled)}), which are not loaded "
+            f"because unpickling can run arbitrary code; convert them to model.safetensors first "
+            f"(load once in a trusted session and call model.save_pretrained(PATH))"
+        )
+    raise UserError(f"model.name={name}: {folder} has no model weights (no *.safetensors file in it)")
+
+
+def _check_local_tokenizer(folder: Path, name: str) -> None:
+    if not any(p for pattern in VOCABULARY_FILES for p in folder.glob(pattern)):
+        raise UserError(
+            f"model.name={name}: {folder} has no tokenizer (none of {', '.join(VOCABULARY_FILES)}); "
+            f"save the model's tokenizer beside it with tokenizer.save_pretrained(PATH)"
+        )
+
+
+def _first_line(err: BaseException) -> str:
+    return str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
+
+
 def _from_hub_or_cache(loader, name: str, **kwargs):
     """Load from the Hub when it answers; otherwise only from the local cache, with one clear line on a miss."""
     if hub_reachable():
@@ -81,15 +138,22 @@ def load_tokenizer(cfg: ModelConfig):
     source = resolve_model_path(cfg.name)
     kwargs = {"revision": cfg.revision, "trust_remote_code": cfg.trust_remote_code}
     if source != cfg.name or Path(source).is_dir():
-        return AutoTokenizer.from_pretrained(source, **kwargs)
+        _check_local_tokenizer(Path(source), cfg.name)
+        try:
+            return AutoTokenizer.from_pretrained(source, **kwargs)
+        except (OSError, ValueError) as err:
+            raise UserError(f"model.name={cfg.name}: cannot load its tokenizer ({_first_line(err)})") from None
     return _from_hub_or_cache(AutoTokenizer.from_pretrained, source, **kwargs)
 
 
 def load_model(cfg: ModelConfig, task: TaskSpec, label_names: tuple[str, ...] | None = None, tokenizer=None):
     """A sequence-classification model with a fresh head sized for the task and its label names."""
+    from safetensors import SafetensorError
     from transformers import AutoModelForSequenceClassification
 
     source = resolve_model_path(cfg.name)
+    if source != cfg.name or Path(source).is_dir():
+        _check_local_weights(Path(source), cfg.name)
     names = task.label_names if label_names is None else label_names
     kwargs = {
         "num_labels": len(names) or 1,
@@ -110,7 +174,7 @@ def load_model(cfg: ModelConfig, task: TaskSpec, label_names: tuple[str, ...] | 
             model = loader(source, **kwargs)
         else:
             model = _from_hub_or_cache(loader, source, **kwargs)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, SafetensorError) as err:  # SafetensorError: a truncated or corrupt file
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"model.name={cfg.name}: cannot load a model from it ({first_line})") from None
     if cfg.pooler == "identity":
@@ -136,7 +200,11 @@ def check_vocab_fits(tokenizer, model, name: str) -> None:
     """A tokenizer with more ids than the embedding has rows would index out of range mid-training."""
     rows = model.get_input_embeddings().num_embeddings
     if len(tokenizer) > rows:
-        raise UserError(
-            f"model.name={name}: the tokenizer has {len(tokenizer)} tokens but the model's embedding "
-            f"has {rows} rows; use the tokenizer that was trained with this model"
-        )
+        raise UserError(_vocab_mismatch(name, len(tokenizer), rows))
+
+
+def _vocab_mismatch(name: str, tokens: int, rows: int) -> str:
+    return (
+        f"model.name={name}: the tokenizer has {tokens} tokens but the model's embedding "
+        f"has {rows} rows; use the tokenizer that was trained with this model"
+    )

@@ -5,6 +5,7 @@ All checks of recipe, data and model run here, before a run directory exists, so
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,8 +35,12 @@ def prepare(recipe: Recipe, with_model: bool = True) -> Prepared:
     from transformers import set_seed
 
     precision = hardware.select_precision(recipe.train.precision)
+    if recipe.model.trust_remote_code:
+        print("WARNING: model.trust_remote_code=true runs Python code downloaded with the model", file=sys.stderr)
     task = check_sources(recipe)
     tokenizer = modeling.load_tokenizer(recipe.model)
+    if with_model:
+        modeling.check_local_model(recipe.model, tokenizer)  # before the data, so its errors come first
     raw = data.load_raw_splits(recipe.data, task)
     splits = data.tokenize_splits(raw, tokenizer, task, recipe.data)
     set_seed(recipe.seed)  # the classification head's initial weights depend on it

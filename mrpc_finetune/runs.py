@@ -9,10 +9,12 @@ RUN/metrics.json     final evaluation metrics (eval_accuracy, eval_f1, ...) and 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,17 +49,42 @@ class RunDir:
         return self.root / "model"
 
     def last_checkpoint(self) -> Path | None:
-        """The ``checkpoint-<step>`` folder with the highest step, or None."""
+        """The complete ``checkpoint-<step>`` folder with the highest step, or None."""
         steps = [
             (int(m.group(1)), p)
             for p in (self.checkpoints.iterdir() if self.checkpoints.is_dir() else [])
-            if (m := re.fullmatch(r"checkpoint-(\d+)", p.name)) and p.is_dir()
+            if (m := re.fullmatch(r"checkpoint-(\d+)", p.name)) and is_complete_checkpoint(p)
         ]
         return max(steps)[1] if steps else None
 
+    def incomplete_checkpoints(self) -> list[Path]:
+        """``checkpoint-<step>`` folders a killed process left half-written."""
+        folders = self.checkpoints.iterdir() if self.checkpoints.is_dir() else []
+        return sorted(p for p in folders if re.fullmatch(r"checkpoint-(\d+)", p.name) and not is_complete_checkpoint(p))
+
+
+CHECKPOINT_STATE = "trainer_state.json"
+"""Written last into a checkpoint (the Trainer does so; the other loops write theirs with ``atomic_write_json``),
+so a checkpoint folder without a readable one was cut off mid-save and is never resumed from."""
+
+
+def is_complete_checkpoint(folder: Path) -> bool:
+    try:
+        json.loads((folder / CHECKPOINT_STATE).read_text())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+RESUME_MAY_CHANGE = ("resume", "overwrite", "output_dir", "data.num_proc", "train.num_workers")
+"""Recipe keys a resumed run may set differently: they change how the run is started or fed, not what it computes."""
+
 
 def check_can_start(recipe: Recipe) -> RunDir:
-    """Apply the resume / overwrite policy and check writability, touching nothing on disk."""
+    """Apply the resume / overwrite policy and check that ``output_dir`` can be written, before any work.
+
+    Leaves nothing on disk (the write probe removes its file at once).
+    """
     run = RunDir(recipe.run_dir)
     root = run.root
     if root.exists() and not root.is_dir():
@@ -68,12 +95,65 @@ def check_can_start(recipe: Recipe) -> RunDir:
             f"output_dir={root} already holds a run; add resume=true to continue it, overwrite=true to "
             f"replace it, or choose another output_dir="
         )
-    existing = root
+    if non_empty and not run.recipe_file.is_file():
+        # overwrite=true deletes the folder: never do that to a folder this project did not make.
+        flag = "resume=true" if recipe.resume else "overwrite=true"
+        raise UserError(
+            f"output_dir={root} is not empty and is not a run directory (no recipe.json in it); {flag} "
+            f"refuses to touch it: choose another output_dir="
+        )
+    if recipe.resume and run.metrics_file.is_file():
+        raise UserError(
+            f"output_dir={root} holds a finished run (its metrics.json is written), so there is nothing to resume; "
+            f"add overwrite=true to train it again, or choose another output_dir="
+        )
+    if recipe.resume and run.recipe_file.is_file():
+        _check_same_recipe(run, recipe)
+    _check_writable(root)
+    return run
+
+
+def _check_same_recipe(run: RunDir, recipe: Recipe) -> None:
+    """A resumed run must compute what the recorded one did: the Trainer would keep the checkpoint's
+    learning-rate schedule and step count anyway, so a changed recipe would silently not apply."""
+    from .recipe import load_recipe
+
+    recorded = _flat(to_dict(load_recipe(str(run.recipe_file))))
+    wanted = _flat(to_dict(recipe))
+    changed = [key for key in wanted if key not in RESUME_MAY_CHANGE and wanted[key] != recorded.get(key)]
+    if changed:
+        key = changed[0]
+        more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+        raise UserError(
+            f"resume=true: {key}={wanted[key]!r} differs from {key}={recorded.get(key)!r} recorded in "
+            f"{run.recipe_file}{more}; resume with `mrpc-finetune train {run.root} resume=true`, or start "
+            f"a new run (overwrite=true or another output_dir=)"
+        )
+
+
+def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _check_writable(root: Path) -> None:
+    """Create (and remove) a file in ``root`` or its nearest existing ancestor: ``os.access`` alone says yes to
+    root on a read-only mount, and a path below a regular file would only fail at ``mkdir``."""
+    existing = root.absolute()
     while not existing.exists():
         existing = existing.parent
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UserError(f"output_dir={root}: {existing} is not writable")
-    return run
+    if not existing.is_dir():
+        raise UserError(f"output_dir={root}: {existing} is a file, so no folder can be made below it")
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".mrpc-finetune-write-test-"):
+            pass
+    except OSError as err:
+        raise UserError(f"output_dir={root}: cannot write in {existing} ({err.strerror or err})") from None
 
 
 def create(recipe: Recipe) -> RunDir:
@@ -82,8 +162,29 @@ def create(recipe: Recipe) -> RunDir:
     if recipe.overwrite and run.root.exists():
         shutil.rmtree(run.root)
     run.root.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run.recipe_file, to_dict(recipe))
+    # resume / overwrite say how this run was started, not what it is: `train RUN/recipe.json` must repeat it.
+    atomic_write_json(run.recipe_file, to_dict(dataclasses.replace(recipe, resume=False, overwrite=False)))
     return run
+
+
+def resume_checkpoint(run: RunDir, recipe: Recipe) -> Path | None:
+    """With resume=true, the last complete checkpoint to continue from (None: start from scratch, with a note).
+
+    Checkpoints a killed process left half-written are removed first, so the loop never reads or rotates them.
+    """
+    if not recipe.resume:
+        return None
+    for folder in run.incomplete_checkpoints():
+        print(f"note: removing {folder}, a checkpoint cut off while it was being saved", file=sys.stderr)
+        shutil.rmtree(folder)
+    checkpoint = run.last_checkpoint()
+    if checkpoint is None:
+        print(
+            f"note: resume=true, but {run.root} has no complete checkpoint yet; starting from scratch", file=sys.stderr
+        )
+    else:
+        print(f"resuming from {checkpoint}", file=sys.stderr)
+    return checkpoint
 
 
 def atomic_write_json(path: Path, payload: Any) -> None:
@@ -103,12 +204,16 @@ def atomic_write_json(path: Path, payload: Any) -> None:
 
 
 def atomic_save_model(model, tokenizer, destination: Path) -> None:
-    """``save_pretrained`` into a temporary folder beside ``destination``, then swap it in by rename."""
+    """``save_pretrained`` into a temporary folder beside ``destination``, then swap it in by rename.
+
+    A crash at any point leaves either the previous complete model or the new one at ``destination``, never a
+    half-written folder, and no temporary folders behind.
+    """
     tmp = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+    old = destination.with_name(f".{destination.name}.old")
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        old = destination.with_name(f".{destination.name}.old")
         if destination.exists():
             shutil.rmtree(old, ignore_errors=True)
             os.replace(destination, old)
@@ -116,6 +221,8 @@ def atomic_save_model(model, tokenizer, destination: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not destination.exists():
+            os.replace(old, destination)  # put the previous model back
         raise
 
 

@@ -9,10 +9,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from transformers import Trainer, TrainingArguments
+import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.integrations import TensorBoardCallback
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from . import hardware, runs
+from . import guards, hardware, runs
+from .errors import UserError
 from .metrics import compute_metrics_fn
 from .pipeline import best_metric_name, prepare
 from .recipe import Recipe
@@ -74,10 +77,20 @@ def main(recipe: Recipe) -> dict:
         data_collator=prepared.collator,
         processing_class=prepared.tokenizer,
         compute_metrics=compute_metrics_fn(prepared.task),
-        callbacks=[_tensorboard_callback(run.tensorboard)],
+        callbacks=[
+            _tensorboard_callback(run.tensorboard),
+            StopOnNonFiniteLoss(recipe.train.lr),
+            SeedLengthGroupsPerEpoch(recipe.seed),
+        ],
     )
-    resume_from = run.last_checkpoint() if recipe.resume else None
-    train_output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    resume_from = runs.resume_checkpoint(run, recipe)
+    try:
+        train_output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    except guards.NonFiniteLossError as err:
+        for callback in trainer.callback_handler.callbacks:  # end the progress bar's line before the message
+            if getattr(callback, "training_bar", None) is not None:
+                callback.training_bar.close()
+        raise UserError(guards.describe_stop(err, run.last_checkpoint())) from None
     metrics = trainer.evaluate()
     metrics.update(
         train_loss=train_output.training_loss,
@@ -92,6 +105,57 @@ def main(recipe: Recipe) -> dict:
     runs.finish(run, trainer.model, prepared.tokenizer, metrics)
     print(runs.summary(run, metrics))
     return metrics
+
+
+class StopOnNonFiniteLoss(TrainerCallback):
+    """Check every training forward pass's loss (``guards.check_finite_loss``) before backward and the optimizer
+    step run, so a diverging run stops at once, with its weights and saved checkpoints still finite."""
+
+    def __init__(self, lr: float):
+        self.lr = lr
+        self.handle = None
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        def check(module, inputs, outputs):
+            loss = getattr(outputs, "loss", None)
+            if module.training and loss is not None:
+                guards.check_finite_loss(loss, state.global_step + 1, self.lr)
+
+        self.handle = model.register_forward_hook(check)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.handle is not None:
+            self.handle.remove()
+
+
+class SeedLengthGroupsPerEpoch(TrainerCallback):
+    """Draw each epoch's length-grouped batch order from its own generator seeded with seed + epoch.
+
+    The Trainer's ``LengthGroupedSampler`` otherwise shuffles with the global RNG, which on resume is read
+    before the checkpoint's RNG state is restored: the resumed epoch would see other batches than the
+    unbroken run did. With this, a resumed run replays the unbroken run's batches exactly.
+    """
+
+    def __init__(self, seed: int):
+        self.seed = seed
+
+    def on_epoch_begin(self, args, state, control, train_dataloader=None, **kwargs):
+        sampler = _find_length_grouped_sampler(train_dataloader)
+        if sampler is not None:
+            sampler.generator = torch.Generator().manual_seed(self.seed + int(state.epoch or 0))
+
+
+def _find_length_grouped_sampler(loader, depth: int = 4):
+    """The ``LengthGroupedSampler`` inside a (possibly accelerate-wrapped) DataLoader, or None."""
+    if isinstance(loader, LengthGroupedSampler):
+        return loader
+    if loader is None or depth == 0:
+        return None
+    for attribute in ("batch_sampler", "sampler"):
+        found = _find_length_grouped_sampler(getattr(loader, attribute, None), depth - 1)
+        if found is not None:
+            return found
+    return None
 
 
 def _tensorboard_callback(log_dir: Path) -> TensorBoardCallback:

