@@ -12,7 +12,7 @@ from pathlib import Path
 from transformers import Trainer, TrainingArguments
 from transformers.integrations import TensorBoardCallback
 
-from . import hardware, runs
+from . import hardware, loop_utils, runs
 from .metrics import compute_metrics_fn
 from .pipeline import best_metric_name, prepare
 from .recipe import Recipe
@@ -89,6 +89,7 @@ def main(recipe: Recipe) -> dict:
         wall_seconds=time.perf_counter() - started,
         peak_memory_mb=runs.peak_memory_mb(),
     )
+    metrics.update(loop_utils.eval_rows(prepared.eval_splits))
     runs.finish(run, trainer.model, prepared.tokenizer, metrics)
     print(runs.summary(run, metrics))
     return metrics
