@@ -36,8 +36,10 @@ train:  ## Trainer loop; mixed precision on GPU (bf16/fp16 from the hardware), f
 train-loop:  ## the plain PyTorch loop
 	$(BIN)/mrpc-finetune train $(RECIPE) loop=torch $(ARGS)
 
-train-accelerate:  ## the Accelerate loop on NPROC processes (CPU here; GPUs where present)
-	$(BIN)/accelerate launch --num_processes $(NPROC) $(if $(shell $(BIN)/python -c "import torch;print(int(torch.cuda.is_available()))" | grep 1),,--cpu) -m mrpc_finetune train $(RECIPE) loop=accelerate $(ARGS)
+# --multi_gpu picks Accelerate's torchrun launcher, which also starts NPROC gloo processes on a machine without
+# GPUs (the loop then runs on CPU); `--cpu --num_processes N` would start a single process unless mpirun is set up.
+train-accelerate:  ## the Accelerate loop on NPROC processes (one per GPU; gloo processes on CPU)
+	$(BIN)/accelerate launch --num_processes $(NPROC) --num_machines 1 $(if $(filter 1,$(NPROC)),,--multi_gpu) -m mrpc_finetune train $(RECIPE) loop=accelerate $(ARGS)
 
 eval:  ## evaluate a finished run: make eval RUN=runs/mrpc_minilm
 	$(BIN)/mrpc-finetune eval $(RUN)

@@ -14,7 +14,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.integrations import TensorBoardCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from . import guards, hardware, runs
+from . import guards, hardware, loop_utils, runs
 from .errors import UserError
 from .metrics import compute_metrics_fn
 from .pipeline import best_metric_name, prepare
@@ -102,6 +102,7 @@ def main(recipe: Recipe) -> dict:
         wall_seconds=time.perf_counter() - started,
         peak_memory_mb=runs.peak_memory_mb(),
     )
+    metrics.update(loop_utils.eval_rows(prepared.eval_splits))
     runs.finish(run, trainer.model, prepared.tokenizer, metrics)
     print(runs.summary(run, metrics))
     return metrics

@@ -1,0 +1,40 @@
+"""The step arithmetic and checkpoint bookkeeping the torch and Accelerate loops share."""
+
+from __future__ import annotations
+
+from mrpc_finetune import loop_utils
+from mrpc_finetune.recipe import EvalConfig, TrainConfig
+
+
+def test_step_plan_counts_the_short_last_window_like_the_trainer():
+    plan = loop_utils.StepPlan.from_recipe(8, TrainConfig(grad_accum=3, epochs=2))
+    assert plan.total_steps == 6  # ceil(8 / 3) = 3 steps per epoch
+    assert [plan.window_size(i) for i in range(8)] == [3, 3, 3, 3, 3, 3, 2, 2]
+    assert [i for i in range(8) if plan.ends_window(i)] == [2, 5, 7]
+    assert loop_utils.StepPlan.from_recipe(8, TrainConfig(max_steps=5, epochs=2)).total_steps == 5
+
+
+def test_evaluation_points_follow_the_strategy_and_always_include_the_end():
+    assert loop_utils.evaluates_now(EvalConfig(strategy="epoch"), 3, end_of_epoch=True, last=False)
+    assert not loop_utils.evaluates_now(EvalConfig(strategy="epoch"), 3, end_of_epoch=False, last=False)
+    assert loop_utils.evaluates_now(EvalConfig(strategy="steps", steps=2), 4, end_of_epoch=False, last=False)
+    assert loop_utils.evaluates_now(EvalConfig(strategy="steps", steps=2), 5, end_of_epoch=False, last=True)
+    assert not loop_utils.evaluates_now(EvalConfig(strategy="no"), 5, end_of_epoch=True, last=True)
+
+
+def test_rotation_keeps_the_best_and_the_newest(tmp_path):
+    for step in (2, 4, 6, 8):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+    loop_utils.rotate_checkpoints(tmp_path, limit=2, best=str(tmp_path / "checkpoint-2"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-2", "checkpoint-8"]
+    loop_utils.rotate_checkpoints(tmp_path, limit=1, best=str(tmp_path / "checkpoint-8"))
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint-8"]
+
+
+def test_best_checkpoint_follows_the_higher_metric(tmp_path):
+    state = loop_utils.LoopState()
+    state.consider({"eval_accuracy": 0.6}, "eval_accuracy", tmp_path / "checkpoint-2")
+    state.consider({"eval_accuracy": 0.5}, "eval_accuracy", tmp_path / "checkpoint-4")
+    assert state.best_checkpoint == str(tmp_path / "checkpoint-2") and state.best_metric == 0.6
+    state.save(tmp_path)
+    assert loop_utils.LoopState.load(tmp_path) == state
