@@ -10,7 +10,7 @@ from typing import Any
 
 from . import data, hardware, modeling
 from .recipe import Recipe
-from .tasks import TaskSpec, get_task
+from .tasks import TaskSpec
 
 
 @dataclass
@@ -34,9 +34,8 @@ def prepare(recipe: Recipe, with_model: bool = True) -> Prepared:
     from transformers import set_seed
 
     precision = hardware.select_precision(recipe.train.precision)
-    task = get_task(recipe.data.task)
     tokenizer = modeling.load_tokenizer(recipe.model)
-    raw = data.load_raw_splits(recipe.data, task)
+    task, raw = data.load_task_and_splits(recipe.data)  # custom data: label names found in the training rows
     splits = data.tokenize_splits(raw, tokenizer, task, recipe.data)
     set_seed(recipe.seed)  # the classification head's initial weights depend on it
     model = modeling.load_model(recipe.model, task, tokenizer=tokenizer) if with_model else None
