@@ -62,6 +62,10 @@ def load_split_file(path: str | Path):
     raw_bytes = path.read_bytes() if suffix in TEXT_FORMATS else b""
     if suffix in TEXT_FORMATS:
         _check_utf8(path, raw_bytes)
+        lines = [line for line in raw_bytes.split(b"\n") if line.strip()]
+        if len(lines) <= (suffix in (".csv", ".tsv")):  # the loaders fail obscurely on this
+            header = lines[0].decode().strip() if lines else "none"
+            raise UserError(f"{path}: has no data rows (first line: {header[:200]})")
     kwargs = {"sep": "\t", "quoting": 3} if suffix == ".tsv" else {}  # 3 = csv.QUOTE_NONE
     try:
         with _quiet_datasets():
@@ -83,12 +87,15 @@ def _quiet_datasets():
     """The csv/json builders log a read failure before raising it; the user gets our one line instead."""
     import datasets
 
-    level = datasets.logging.get_verbosity()
+    level, bars = datasets.logging.get_verbosity(), datasets.is_progress_bar_enabled()
     datasets.logging.set_verbosity(datasets.logging.CRITICAL)
+    datasets.disable_progress_bars()  # local files load in seconds; stderr stays for what went wrong
     try:
         yield
     finally:
         datasets.logging.set_verbosity(level)
+        if bars:
+            datasets.enable_progress_bars()
 
 
 def _check_utf8(path: Path, raw_bytes: bytes) -> None:

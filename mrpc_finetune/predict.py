@@ -18,14 +18,9 @@ from .evaluation import load_run_model, run_task
 from .inference import predict_logits
 
 
-def _load(run_dir: str | Path):
-    run, recipe = runs.open_run(run_dir)
-    tokenizer, model = load_run_model(run)
-    return run, recipe, run_task(recipe, model.config), tokenizer, model
-
-
-def _scores(raw, recipe, task, tokenizer, model) -> np.ndarray:
+def _scores(raw, run, recipe, task) -> np.ndarray:
     """Class probabilities (rows x labels), or the regression scores (rows), in the input's row order."""
+    tokenizer, model = load_run_model(run)
     texts_only = raw.select_columns(list(task.text_columns))  # a label column, if any, plays no part
     tokenized = data.tokenize_split(texts_only, tokenizer, task, recipe.data)
     # predict_logits sorts the rows by length into batches (little padding) and returns them in input order.
@@ -40,16 +35,16 @@ def predict_texts(run_dir: str | Path, texts: list[str]) -> dict:
     """One prediction for one text (or pair): ``{"label", "probability", "probabilities"}`` or ``{"score"}``."""
     import datasets
 
-    run, recipe, task, tokenizer, model = _load(run_dir)
+    run, recipe = runs.open_run(run_dir)
+    task = run_task(run, recipe)
     if len(texts) != len(task.text_columns):
-        wanted = " and ".join(task.text_columns)
         raise UserError(
-            f"predict: {run.root} takes {len(task.text_columns)} text(s) ({wanted}), got {len(texts)}; "
-            f"quote each one, or use --file"
+            f"predict: {run.root} takes {len(task.text_columns)} text(s) ({' and '.join(task.text_columns)}), "
+            f"got {len(texts)}; quote each one, or use --file"
         )
     raw = datasets.Dataset.from_dict({column: [text] for column, text in zip(task.text_columns, texts, strict=True)})
     data.check_split(raw, task, "predict", labelled=False)
-    scores = _scores(raw, recipe, task, tokenizer, model)
+    scores = _scores(raw, run, recipe, task)
     if task.is_regression:
         return {"score": float(scores[0])}
     probabilities = scores[0]
@@ -67,11 +62,12 @@ def predict_file(run_dir: str | Path, file: str | Path, out: str | Path | None =
     ``index`` is the file's ``idx`` column when it has one (GLUE test files), else the row number from 0:
     the GLUE submission layout. A label column, if present, is ignored.
     """
-    run, recipe, task, tokenizer, model = _load(run_dir)
+    run, recipe = runs.open_run(run_dir)
+    task = run_task(run, recipe)
     path = Path(file)
     raw = data.load_split_file(path)
     data.check_split(raw, task, str(path), labelled=False)
-    scores = _scores(raw, recipe, task, tokenizer, model)
+    scores = _scores(raw, run, recipe, task)
     index = raw["idx"] if "idx" in raw.column_names else list(range(raw.num_rows))
     if task.is_regression:
         header = ["index", "prediction"]

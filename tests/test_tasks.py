@@ -87,7 +87,10 @@ def test_glue_recipe_reads_hub_schema_files(name, tmp_path):
 SHAPES = {
     "cola": ("single text, Matthews", ["eval_matthews_correlation"]),
     "qqp": ("pair, accuracy and F1", ["eval_accuracy", "eval_f1"]),
-    "mnli": ("3 classes, two evaluation splits", ["eval_validation_matched_accuracy", "eval_validation_mismatched_accuracy"]),
+    "mnli": (
+        "3 classes, two evaluation splits",
+        ["eval_validation_matched_accuracy", "eval_validation_mismatched_accuracy"],
+    ),
     "stsb": ("regression", ["eval_pearson", "eval_spearmanr"]),
 }
 
