@@ -59,13 +59,22 @@ def load_split_file(path: str | Path):
         raise UserError(f"{path}: unsupported extension {path.suffix!r}; use one of {', '.join(FILE_BUILDERS)}")
     if path.stat().st_size == 0:
         raise UserError(f"{path}: the file is empty")
-    raw_bytes = path.read_bytes() if suffix in TEXT_FORMATS else b""
+    text, records = "", None
     if suffix in TEXT_FORMATS:
-        _check_utf8(path, raw_bytes)
-        lines = [line for line in raw_bytes.split(b"\n") if line.strip()]
-        if len(lines) <= (suffix in (".csv", ".tsv")):  # the loaders fail obscurely on this
-            header = lines[0].decode().strip() if lines else "none"
-            raise UserError(f"{path}: has no data rows (first line: {header[:200]})")
+        text = _decode_utf8(path)
+        if not text.strip():
+            raise UserError(f"{path}: has no data rows (only blank lines)")
+    if suffix in (".csv", ".tsv"):
+        try:
+            records = _table_records(path, text)
+        except csv.Error as err:
+            if "field larger" not in str(err):
+                raise UserError(f"{path}: cannot be read as csv ({err})") from None
+            records = None  # a field over the csv module's size limit: the loader's own count stands
+        if records is not None and len(records) == 1:  # the loaders fail obscurely on this
+            raise UserError(f"{path}: has no data rows (first line: {text.splitlines()[0][:200]})")
+        if records is not None:
+            _check_fields(path, records)
     kwargs = {"sep": "\t", "quoting": 3} if suffix == ".tsv" else {}  # 3 = csv.QUOTE_NONE
     try:
         with _quiet_datasets():
@@ -77,8 +86,8 @@ def load_split_file(path: str | Path):
         ) from None
     if dataset.num_rows == 0:
         raise UserError(f"{path}: has no data rows (columns found: {', '.join(dataset.column_names) or 'none'})")
-    if suffix in (".tsv", ".csv", ".jsonl"):
-        _check_row_count(path, raw_bytes, dataset.num_rows)
+    if records is not None or suffix == ".jsonl":
+        _check_row_count(path, text, dataset.num_rows, records)
     return dataset
 
 
@@ -98,9 +107,10 @@ def _quiet_datasets():
             datasets.enable_progress_bars()
 
 
-def _check_utf8(path: Path, raw_bytes: bytes) -> None:
+def _decode_utf8(path: Path) -> str:
+    raw_bytes = path.read_bytes()
     try:
-        raw_bytes.decode("utf-8")
+        return raw_bytes.decode("utf-8")
     except UnicodeDecodeError as err:
         line = raw_bytes.count(b"\n", 0, err.start) + 1
         raise UserError(
@@ -108,19 +118,34 @@ def _check_utf8(path: Path, raw_bytes: bytes) -> None:
         ) from None
 
 
-def _check_row_count(path: Path, raw_bytes: bytes, rows_read: int) -> None:
+def _table_records(path: Path, text: str) -> list[tuple[int, int]]:
+    """(line number, field count) of each non-blank record of a csv or tab file, the header first."""
+    if path.suffix.lower() == ".csv":  # quoted fields may span lines: records as the csv module reads them
+        reader = csv.reader(io.StringIO(text, newline=""))
+        return [(reader.line_num, len(record)) for record in reader if record]
+    # tab files have no quoting (a quote is text): one record per line
+    lines = text.split("\n")
+    return [(number, line.count("\t") + 1) for number, line in enumerate(lines, 1) if line.strip("\r")]
+
+
+def _check_fields(path: Path, records: list[tuple[int, int]]) -> None:
+    """Every row has the header's number of fields: pandas would quietly shift an extra one into an index."""
+    header = records[0][1]
+    for row, (line, fields) in enumerate(records[1:], 1):
+        if fields != header:
+            if fields < header:
+                hint = "a field is missing"
+            else:
+                hint = "quote texts that hold commas" if path.suffix.lower() == ".csv" else "a text holds a tab"
+            raise UserError(f"{path}: row {row} (line {line}) has {fields} fields but the header has {header}; {hint}")
+
+
+def _check_row_count(path: Path, text: str, rows_read: int, records: list | None) -> None:
     """Every record of the file must be a row: a parser that split, merged or dropped lines is an error."""
-    text = raw_bytes.decode("utf-8")
-    suffix = path.suffix.lower()
-    if suffix == ".csv":  # quoted fields may span lines: count records as the csv module reads them
-        try:
-            expected = sum(1 for record in csv.reader(io.StringIO(text, newline="")) if record) - 1
-        except csv.Error:  # e.g. a field over the csv module's size limit: the loader's own count stands
-            return
-        unit = "records"
-    else:  # tab files have no quoting (a quote is text) and JSON Lines one object per line: count lines
-        expected = sum(1 for line in text.split("\n") if line.strip("\r")) - (suffix == ".tsv")
-        unit = "lines"
+    if records is not None:
+        expected, unit = len(records) - 1, "records" if path.suffix.lower() == ".csv" else "lines"
+    else:  # JSON Lines: one object per line
+        expected, unit = sum(1 for line in text.split("\n") if line.strip()), "lines"
     if rows_read == expected:
         return
     stray = re.search(r"\r(?!\n)", text)
@@ -180,31 +205,38 @@ def _check_and_carve(raw, sources: dict[str, str], cfg: DataConfig, task: TaskSp
 
 
 def carve_validation(dataset, task: TaskSpec, fraction: float, seed: int, source: str = "data.file"):
-    """Hold out ``fraction`` of the rows as validation, per label for classes, the same rows on every run.
+    """Hold out ``fraction`` of the rows (at least one) as validation, the same rows on every run.
 
-    Each label keeps at least one training row; both splits keep the file's row order.
+    Classes are stratified: each label gives its share of the held-out rows (largest remainders round up)
+    and keeps at least one training row. Both splits keep the file's row order.
     """
     import datasets
 
     groups: dict[object, list[int]] = {}
     for row, value in enumerate(dataset[task.label_column]):
         groups.setdefault(None if task.is_regression else encode_label(value, task), []).append(row)
+    keys = sorted(groups, key=str)
+    target = max(1, round(dataset.num_rows * fraction))
+    quotas = {key: len(groups[key]) * target / dataset.num_rows for key in keys}
+    counts = {key: math.floor(quotas[key]) for key in keys}
+    by_remainder = sorted(keys, key=lambda key: counts[key] - quotas[key])  # stable: ties in label order
+    for key in by_remainder[: target - sum(counts.values())]:
+        counts[key] += 1
     rng = random.Random(seed)
-    held_out = []
-    for key in sorted(groups, key=str):
-        rows = groups[key]
+    held_out = set()
+    for key in keys:
+        rows = list(groups[key])
         rng.shuffle(rows)
-        held_out += rows[: min(round(len(rows) * fraction), len(rows) - 1)]
+        held_out.update(rows[: min(counts[key], len(rows) - 1)])
     if not held_out:
         raise UserError(
-            f"data.validation_fraction={fraction}: holds out no rows of the {dataset.num_rows} in {source}; "
-            f"raise it or add rows"
+            f"data.validation_fraction={fraction}: holds out no rows of the {dataset.num_rows} in {source} "
+            f"(each label needs a second row to spare one); add rows"
         )
-    chosen = set(held_out)
     return datasets.DatasetDict(
         {
-            "train": dataset.select([i for i in range(dataset.num_rows) if i not in chosen]),
-            "validation": dataset.select(sorted(chosen)),
+            "train": dataset.select([i for i in range(dataset.num_rows) if i not in held_out]),
+            "validation": dataset.select(sorted(held_out)),
         }
     )
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import data, hardware, modeling
+from .errors import UserError
 from .recipe import Recipe
 from .tasks import TaskSpec
 
@@ -36,6 +37,10 @@ def prepare(recipe: Recipe, with_model: bool = True) -> Prepared:
     precision = hardware.select_precision(recipe.train.precision)
     tokenizer = modeling.load_tokenizer(recipe.model)
     task, raw = data.load_task_and_splits(recipe.data)  # custom data: label names found in the training rows
+    missing = [split for split in task.eval_splits if split not in raw]
+    if missing:
+        where = f"add {missing[0]}.<ext> to data.dir={recipe.data.dir}" if recipe.data.dir else "use data.dir="
+        raise UserError(f"data: no {missing[0]} split to evaluate on; {where}, or data.file=PATH to carve one")
     splits = data.tokenize_splits(raw, tokenizer, task, recipe.data)
     set_seed(recipe.seed)  # the classification head's initial weights depend on it
     model = modeling.load_model(recipe.model, task, tokenizer=tokenizer) if with_model else None

@@ -145,7 +145,23 @@ DATA_CASES = [
     (
         "a tab row with an extra field",
         lambda d: _mrpc_tsv(d, ["a\tb\t1\t0", "c\td\t0\t1\textra"]),
-        "error: {d}/train.tsv: cannot be read as tsv (",
+        "error: {d}/train.tsv: row 2 (line 3) has 5 fields but the header has 4; a text holds a tab",
+    ),
+    (
+        "a tab row with a field missing",
+        lambda d: _mrpc_tsv(d, ["a\tb\t1\t0", "c\td\t0"]),
+        "error: {d}/train.tsv: row 2 (line 3) has 3 fields but the header has 4; a field is missing",
+    ),
+    (
+        # pandas would quietly make the first field an index and shift the text into the wrong column
+        "an unquoted comma in a csv text",
+        lambda d: _custom(_csv(d / "rows.csv", ["text,label", "good,pos", "warm, funny,pos", "bad,neg"])),
+        "error: {d}/rows.csv: row 2 (line 3) has 3 fields but the header has 2; quote texts that hold commas",
+    ),
+    (
+        "a jsonl object spread over two lines",
+        lambda d: _custom(_write(d / "rows.jsonl", '{"text": "a", "label": "x"}\n{"text": "b",\n "label": "y"}\n')),
+        "error: {d}/rows.jsonl: has 3 data lines but 2 rows were read, so rows were split, merged or dropped",
     ),
     (
         "custom task without columns",
@@ -164,11 +180,14 @@ DATA_CASES = [
     ),
     (
         "validation fraction holds out nothing",
-        lambda d: [
-            *_custom(_csv(d / "rows.csv", ["text,label", "a,x", "b,y", "c,x", "d,y"])),
-            "data.validation_fraction=0.1",
-        ],
-        "error: data.validation_fraction=0.1: holds out no rows of the 4 in {d}/rows.csv; raise it or add rows",
+        lambda d: _custom(_csv(d / "rows.csv", ["text,label", "a,x", "b,y", "c,z"])),
+        "error: data.validation_fraction=0.1: holds out no rows of the 3 in {d}/rows.csv (each label needs a second "
+        "row to spare one); add rows",
+    ),
+    (
+        "no validation file",
+        lambda d: [f"data.dir={_write(d / 'train.jsonl', json.dumps(_pairs(1)[0]) + chr(10)).parent}"],
+        "error: data: no validation split to evaluate on; add validation.<ext> to data.dir={d}, or data.file=PATH",
     ),
     (
         "three text columns",

@@ -103,6 +103,29 @@ def test_validation_carve_is_stratified_seeded_and_ordered(reviews_csv):
     assert other["review"] != validation["review"]
 
 
+@pytest.mark.parametrize("ext", ["csv", "tsv", "json", "jsonl", "parquet"])
+def test_every_format_reads_the_same_rows(ext, tmp_path):
+    import datasets
+
+    rows = {"review": [r[0] for r in review_rows(10)], "sentiment": [r[1] for r in review_rows(10)]}
+    path = tmp_path / f"reviews.{ext}"
+    table = datasets.Dataset.from_dict(rows)
+    if ext == "tsv":
+        table.to_csv(path, sep="\t", index=False, quoting=csv.QUOTE_NONE)
+    elif ext == "json":
+        path.write_text(
+            json.dumps([dict(zip(rows, values, strict=True)) for values in zip(*rows.values(), strict=True)])
+        )
+    else:
+        {"csv": table.to_csv, "jsonl": table.to_json, "parquet": table.to_parquet}[ext](str(path))
+    cfg = DataConfig(task="custom", file=str(path), text_columns=["review"], label_column="sentiment")
+    task, splits = data.load_task_and_splits(cfg)
+    assert task.label_names == tuple(LABELS)
+    loaded = data.load_split_file(path)
+    assert loaded["review"] == rows["review"] and loaded["sentiment"] == rows["sentiment"]
+    assert splits["train"].num_rows + splits["validation"].num_rows == 10
+
+
 def test_integer_labels_and_pairs_with_renamed_columns(tmp_path, minilm_path):
     rows = [
         {"question": f"q {sentence(random.Random(i), 4)}", "answer": "an answer .", "stars": [1, 3, 5][i % 3]}
@@ -139,7 +162,7 @@ def test_eval_custom_run_on_its_split_and_on_a_file(trained_run, reviews_csv, ca
     assert main(["eval", str(trained_run)]) == 0
     on_split = json.loads(capsys.readouterr().out)
     trained = json.loads((trained_run / "metrics.json").read_text())
-    assert on_split["eval_rows"] == 5  # 20% of the 12, 6 and 12 rows per label, rounded: 2 + 1 + 2
+    assert on_split["eval_rows"] == 6  # 20% of 30 rows: 2.4, 1.2 and 2.4 of the 12, 6 and 12 per label -> 3 + 1 + 2
     assert on_split["eval_accuracy"] == pytest.approx(trained["eval_accuracy"])
     assert on_split["confusion_matrix"]["labels"] == LABELS
 
