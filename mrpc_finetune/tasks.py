@@ -90,8 +90,9 @@ def task_for(cfg, label_names: tuple[str, ...] | None = None) -> TaskSpec:
             raise UserError(
                 "data.text_columns: data.task=custom needs its text column(s), e.g. [text] or [question,answer]"
             )
+        provisional = ("?",)  # one unnamed class: files can be found and `show` run before the labels are read
         return custom_task(
-            tuple(cfg.text_columns or ()), cfg.label_column, ("?",) if label_names is None else label_names
+            tuple(cfg.text_columns), cfg.label_column, provisional if label_names is None else label_names
         )
     task = get_task(cfg.task)
     if cfg.text_columns:
