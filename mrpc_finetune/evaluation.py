@@ -11,7 +11,7 @@ from . import data, runs
 from .errors import UserError
 from .inference import predict_logits
 from .metrics import load_metric, predictions_from_logits
-from .tasks import get_task
+from .tasks import CUSTOM, TaskSpec, task_for
 
 
 def load_run_model(run: runs.RunDir):
@@ -23,10 +23,24 @@ def load_run_model(run: runs.RunDir):
     return tokenizer, model
 
 
+def run_task(run: runs.RunDir, recipe) -> TaskSpec:
+    """The task a run trained on: its recipe's columns and, for custom data, the label names its model's config
+    keeps (``id2label``; regression for one float output). Reads the config only, so that the files given to
+    eval or predict are checked before the weights load."""
+    if recipe.data.task != CUSTOM:
+        return task_for(recipe.data)
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(run.model, trust_remote_code=False)
+    if config.problem_type == "regression":
+        return task_for(recipe.data, ())
+    return task_for(recipe.data, tuple(config.id2label[i] for i in range(config.num_labels)))
+
+
 def evaluate_run(run_dir: str | Path, split: str | None = None, file: str | None = None) -> dict:
     """Metrics (and, for classification, the confusion matrix) of the run's final model; also written to RUN."""
     run, recipe = runs.open_run(run_dir)
-    task = get_task(recipe.data.task)
+    task = run_task(run, recipe)
     if file:
         path = Path(file)
         if not path.is_file():
@@ -40,10 +54,12 @@ def evaluate_run(run_dir: str | Path, split: str | None = None, file: str | None
         if name not in splits:
             raise UserError(f"--split {name}: not in the run's data (splits: {', '.join(splits)})")
         raw = splits[name]
-    if "label" not in raw.column_names or (not task.is_regression and min(raw["label"], default=0) < 0):
-        raise UserError(f"{name}: has no labels to evaluate against; use `mrpc-finetune predict` instead")
+        if task.label_column in raw.column_names:  # test splits were loaded unchecked: check their labels now
+            data.check_split(raw, task, name, labelled=True)
     tokenizer, model = load_run_model(run)
     tokenized = data.tokenize_split(raw, tokenizer, task, recipe.data)
+    if "labels" not in tokenized.column_names or (not task.is_regression and min(tokenized["labels"]) < 0):
+        raise UserError(f"{name}: has no labels to evaluate against; use `mrpc-finetune predict` instead")
     logits = predict_logits(model, tokenized, data.make_collator(tokenizer), recipe.eval.batch_size)
     predictions = predictions_from_logits(logits, task)
     references = tokenized["labels"]

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import data, hardware, modeling
+from .errors import UserError
 from .recipe import Recipe
-from .tasks import TaskSpec, get_task
+from .tasks import TaskSpec
 
 
 @dataclass
@@ -37,11 +38,15 @@ def prepare(recipe: Recipe, with_model: bool = True) -> Prepared:
     precision = hardware.select_precision(recipe.train.precision)
     if recipe.model.trust_remote_code:
         print("WARNING: model.trust_remote_code=true runs Python code downloaded with the model", file=sys.stderr)
-    task = check_sources(recipe)
+    check_sources(recipe)
     tokenizer = modeling.load_tokenizer(recipe.model)
     if with_model:
         modeling.check_local_model(recipe.model, tokenizer)  # before the data, so its errors come first
-    raw = data.load_raw_splits(recipe.data, task)
+    task, raw = data.load_task_and_splits(recipe.data)  # custom data: label names found in the training rows
+    missing = [split for split in task.eval_splits if split not in raw]
+    if missing:
+        where = f"add {missing[0]}.<ext> to data.dir={recipe.data.dir}" if recipe.data.dir else "use data.dir="
+        raise UserError(f"data: no {missing[0]} split to evaluate on; {where}, or data.file=PATH to carve one")
     splits = data.tokenize_splits(raw, tokenizer, task, recipe.data)
     set_seed(recipe.seed)  # the classification head's initial weights depend on it
     model = modeling.load_model(recipe.model, task, tokenizer=tokenizer) if with_model else None
@@ -49,12 +54,10 @@ def prepare(recipe: Recipe, with_model: bool = True) -> Prepared:
     return Prepared(task, tokenizer, model, splits, collator, precision)
 
 
-def check_sources(recipe: Recipe) -> TaskSpec:
+def check_sources(recipe: Recipe) -> None:
     """Model and data reachable (local, cached or Hub)? Cheap: no torch or transformers import, one socket connect."""
-    task = get_task(recipe.data.task)
     modeling.check_model_source(recipe.model)
-    data.check_data_source(recipe.data, task)
-    return task
+    data.check_data_source(recipe.data)
 
 
 def best_metric_name(recipe: Recipe, task: TaskSpec) -> str:

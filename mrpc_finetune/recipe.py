@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import UserError
-from .tasks import GLUE_TASKS
+from .tasks import CUSTOM, GLUE_TASKS
 
 
 def _check(condition: bool, key: str, message: str) -> None:
@@ -56,18 +56,46 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     task: str = "mrpc"
-    """Task name: sets the text columns, label names and metrics (see ``mrpc_finetune/tasks.py``)."""
+    """A GLUE task name (sets text columns, label names and metrics, see ``mrpc_finetune/tasks.py``), or ``custom``
+    for your own data: ``text_columns`` and ``label_column`` name the columns, labels come from the training file."""
     dir: str | None = None
-    """Local folder with ``{train,validation,test}.{jsonl,json,csv,tsv,parquet}``; None loads from the Hub."""
+    """Local folder with ``{train,validation,test}.{jsonl,json,csv,tsv,parquet}``; None (and no ``file``) loads from
+    the Hub."""
     hub_dataset: str = "nyu-mll/glue"
     """Hub dataset id used when ``dir`` is None; the Hub config is the task name."""
     max_length: int = 128
     """Pairs longer than this many tokens are truncated, longest text first."""
     num_proc: int | None = None
     """Processes for ``Dataset.map`` tokenization; None tokenizes in this process."""
+    file: str | None = None
+    """One local file holding all the labelled rows; ``validation_fraction`` of them become the validation split."""
+    validation_fraction: float = 0.1
+    """Share of ``file``'s rows held out for validation, per label (stratified) and the same on every run."""
+    split_seed: int = 0
+    """Seed of the validation carve-out from ``file``; apart from ``seed`` so that seed sweeps share one split."""
+    text_columns: list[str] | None = None
+    """The text column, or two for pairs, e.g. ``[question,answer]``; None uses the task's (required for custom)."""
+    label_column: str = "label"
+    """Column holding the labels: class values (integers or strings) or float scores (regression, custom only)."""
 
     def __post_init__(self):
-        _check(self.task in GLUE_TASKS, "data.task", f"unknown task {self.task!r}; known: {', '.join(GLUE_TASKS)}")
+        known = ", ".join([*GLUE_TASKS, CUSTOM])
+        _check(
+            self.task in GLUE_TASKS or self.task == CUSTOM, "data.task", f"unknown task {self.task!r}; known: {known}"
+        )
+        if self.text_columns is not None:
+            self.text_columns = list(self.text_columns)  # a tuple in a recipe file equals its JSON round trip
+            _check(
+                1 <= len(self.text_columns) <= 2, "data.text_columns", f"one or two columns, got {self.text_columns}"
+            )
+            _check(all(self.text_columns), "data.text_columns", "column names must not be empty")
+        _check(bool(self.label_column), "data.label_column", "must not be empty")
+        _check(
+            0 < self.validation_fraction < 1,
+            "data.validation_fraction",
+            f"must be in (0, 1), got {self.validation_fraction}",
+        )
+        _check(not (self.file and self.dir), "data.file", "data.file and data.dir exclude each other; set one")
         _check(self.max_length >= 8, "data.max_length", f"must be at least 8, got {self.max_length}")
         _check(self.num_proc is None or self.num_proc >= 1, "data.num_proc", f"must be >= 1, got {self.num_proc}")
 

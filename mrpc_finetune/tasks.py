@@ -5,9 +5,12 @@ The GLUE entries follow the Hub's ``nyu-mll/glue`` schema, so local files in tha
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .errors import UserError
+
+CUSTOM = "custom"
+"""``data.task=custom``: your own data; columns from the recipe, label names from the training file."""
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,17 @@ class TaskSpec:
     """The metric that picks the best checkpoint (without the ``eval_`` prefix)."""
     eval_splits: tuple[str, ...] = ("validation",)
     """Splits evaluated after each epoch; the first one picks the best checkpoint."""
+    label_column: str = "label"
+    """Column holding the labels: integer ids or label names (GLUE), any class values or float scores (custom)."""
+
+    @property
+    def is_custom(self) -> bool:
+        return self.name == CUSTOM
+
+    @property
+    def test_splits(self) -> tuple[str, ...]:
+        """Unlabelled splits: ``test``, or ``test_matched`` / ``test_mismatched`` beside MNLI's two validations."""
+        return tuple(split.replace("validation", "test", 1) for split in self.eval_splits)
 
     @property
     def is_regression(self) -> bool:
@@ -62,3 +76,32 @@ def get_task(name: str) -> TaskSpec:
         return GLUE_TASKS[name]
     except KeyError:
         raise UserError(f"unknown task {name!r} in data.task; known tasks: {', '.join(GLUE_TASKS)}") from None
+
+
+def task_for(cfg, label_names: tuple[str, ...] | None = None) -> TaskSpec:
+    """The task a recipe's ``data`` section describes, with its ``text_columns`` / ``label_column`` applied.
+
+    For ``data.task=custom`` the label names come from ``label_names`` (found in the training file, or read
+    back from a trained model's ``id2label``); ``()`` means a regression on float scores. Without them the
+    spec is provisional (classification, no names yet): enough to find files, not to train.
+    """
+    if cfg.task == CUSTOM:
+        if not cfg.text_columns:  # checked here, not in the recipe: overrides may set the task before the columns
+            raise UserError(
+                "data.text_columns: data.task=custom needs its text column(s), e.g. [text] or [question,answer]"
+            )
+        provisional = ("?",)  # one unnamed class: files can be found and `show` run before the labels are read
+        return custom_task(
+            tuple(cfg.text_columns), cfg.label_column, provisional if label_names is None else label_names
+        )
+    task = get_task(cfg.task)
+    if cfg.text_columns:
+        task = replace(task, text_columns=tuple(cfg.text_columns))
+    return replace(task, label_column=cfg.label_column)
+
+
+def custom_task(text_columns: tuple[str, ...], label_column: str, label_names: tuple[str, ...]) -> TaskSpec:
+    """Your own data: accuracy and macro-F1 (every class counts the same) for classes, Pearson/Spearman for scores."""
+    if not label_names:
+        return TaskSpec(CUSTOM, text_columns, (), "pearson_spearman", "pearson", label_column=label_column)
+    return TaskSpec(CUSTOM, text_columns, label_names, "accuracy_f1_macro", "accuracy", label_column=label_column)

@@ -19,11 +19,13 @@ from .errors import UserError
 from .metrics import compute_metrics_fn
 from .pipeline import best_metric_name, prepare
 from .recipe import Recipe
-from .tasks import get_task
+from .tasks import TaskSpec, task_for
 
 
-def training_arguments(recipe: Recipe, output_dir: str | Path, precision: str | None = None) -> TrainingArguments:
-    """The one translation from a recipe to ``TrainingArguments``."""
+def training_arguments(
+    recipe: Recipe, output_dir: str | Path, precision: str | None = None, task: TaskSpec | None = None
+) -> TrainingArguments:
+    """The one translation from a recipe to ``TrainingArguments`` (``task``: the one its data resolved to)."""
     train, evaluation = recipe.train, recipe.eval
     precision = precision or hardware.select_precision(train.precision)
     evaluates = evaluation.strategy != "no"
@@ -52,7 +54,7 @@ def training_arguments(recipe: Recipe, output_dir: str | Path, precision: str | 
         save_steps=evaluation.steps,
         save_total_limit=evaluation.save_total_limit,
         load_best_model_at_end=evaluates,
-        metric_for_best_model=best_metric_name(recipe, get_task(recipe.data.task)),
+        metric_for_best_model=best_metric_name(recipe, task or task_for(recipe.data)),
         greater_is_better=True,
         logging_strategy="steps",
         logging_steps=train.logging_steps,
@@ -68,7 +70,7 @@ def main(recipe: Recipe) -> dict:
     # Load and check everything before the run directory exists, so bad input leaves nothing behind.
     prepared = prepare(recipe)
     run = runs.create(recipe)
-    args = training_arguments(recipe, run.checkpoints, prepared.precision)
+    args = training_arguments(recipe, run.checkpoints, prepared.precision, prepared.task)
     trainer = Trainer(
         model=prepared.model,
         args=args,

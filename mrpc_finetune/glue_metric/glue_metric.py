@@ -1,7 +1,8 @@
 """GLUE task metrics as an ``evaluate`` module that loads from this folder, with no Hub.
 
 ``evaluate.load(<this folder>, config_name=...)`` where config_name is a metric set:
-accuracy, accuracy_f1, matthews or pearson_spearman. Keys match the Hub's ``glue`` metric.
+accuracy, accuracy_f1, matthews or pearson_spearman (keys match the Hub's ``glue`` metric), or
+accuracy_f1_macro (custom data with any number of classes: F1 averaged over classes, ``f1_macro``).
 """
 
 import datasets
@@ -11,7 +12,7 @@ from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 _DESCRIPTION = "Accuracy, F1, Matthews correlation or Pearson/Spearman correlation for GLUE-style tasks."
 _INPUTS = "predictions: predicted label ids (or scores for pearson_spearman); references: gold label ids (or scores)."
-METRIC_SETS = ("accuracy", "accuracy_f1", "matthews", "pearson_spearman")
+METRIC_SETS = ("accuracy", "accuracy_f1", "matthews", "pearson_spearman", "accuracy_f1_macro")
 
 
 class GlueMetric(evaluate.Metric):
@@ -39,4 +40,6 @@ class GlueMetric(evaluate.Metric):
         result = {"accuracy": float(accuracy_score(references, predictions))}
         if self.config_name == "accuracy_f1":
             result["f1"] = float(f1_score(references, predictions))
+        if self.config_name == "accuracy_f1_macro":
+            result["f1_macro"] = float(f1_score(references, predictions, average="macro"))
         return result

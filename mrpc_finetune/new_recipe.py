@@ -1,0 +1,128 @@
+"""Write a new recipe file from an existing recipe plus overrides, holding only what differs from the defaults.
+
+mrpc-finetune new-recipe reviews --from mrpc_minilm data.task=custom data.file=reviews.csv \
+    data.text_columns=[review] data.label_column=sentiment
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import re
+import textwrap
+from pathlib import Path
+
+from . import recipe as recipe_module
+from .errors import UserError
+from .recipe import Recipe, load_recipe, recipes_dir
+
+SECTIONS = {"model": "ModelConfig", "data": "DataConfig", "train": "TrainConfig", "eval": "EvalConfig"}
+LEFT_OUT = ("name", "description", "resume", "overwrite")
+"""Top-level fields a recipe file does not hold: the name is the file's, resume / overwrite belong to one command."""
+
+
+def write_new_recipe(name: str, base: str, overrides: list[str] = ()) -> Path:
+    """``recipes/<name>.py`` from recipe ``base`` with ``overrides`` applied; an existing file is never replaced."""
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+        raise UserError(f"new-recipe {name!r}: use lower-case letters, digits and _ (a Python module name)")
+    path = recipes_dir() / f"{name}.py"
+    if path.exists():
+        raise UserError(f"{path} already exists; edit it, or pick another name")
+    start = load_recipe(base)
+    recipe = load_recipe(base, list(overrides))
+    if not any(o.partition("=")[0].strip() == "description" for o in overrides):
+        recipe = dataclasses.replace(recipe, description=_describe(recipe, start.name))
+    recipe = dataclasses.replace(recipe, name=name, resume=False, overwrite=False)
+    source = recipe_source(recipe, start.name, list(overrides))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(source)
+    if load_recipe(str(path)) != recipe:  # the file must say exactly what was asked for
+        path.unlink()
+        raise RuntimeError(f"new-recipe: the written {path} does not reproduce the recipe; please report this")
+    return path
+
+
+def _describe(recipe: Recipe, base: str) -> str:
+    data = recipe.data
+    source = data.file or data.dir or f"GLUE {data.task} from the Hub"
+    task = f"{data.task} data " if data.task == "custom" else ""
+    return f"{recipe.model.name} on {task}{source} (started from {base})"
+
+
+def recipe_source(recipe: Recipe, base: str, overrides: list[str]) -> str:
+    """Python source of ``RECIPE = Recipe(...)`` naming only the fields that differ from the defaults, each
+    with its documentation as a comment."""
+    docs = _field_docs()
+    defaults = Recipe()
+    body, used = [f"    description={_literal(recipe.description)},"], ["Recipe"]
+    for field in dataclasses.fields(Recipe):
+        if field.name in LEFT_OUT:
+            continue
+        value, default = getattr(recipe, field.name), getattr(defaults, field.name)
+        if field.name in SECTIONS:
+            changed = [
+                (f.name, getattr(value, f.name))
+                for f in dataclasses.fields(value)
+                if getattr(value, f.name) != getattr(default, f.name)
+            ]
+            if not changed:
+                continue
+            used.append(SECTIONS[field.name])
+            body.append(f"    {field.name}={SECTIONS[field.name]}(")
+            for key, item in changed:
+                body += _comment(docs.get((SECTIONS[field.name], key), ""), "        ")
+                body.append(f"        {key}={_literal(item)},")
+            body.append("    ),")
+        elif value != default:
+            body += _comment(docs.get(("Recipe", field.name), ""), "    ")
+            body.append(f"    {field.name}={_literal(value)},")
+    command = f"mrpc-finetune new-recipe {recipe.name} --from {base}" + "".join(f" {o}" for o in overrides)
+    header = [
+        f'"""{recipe.name}: written by `{command}`.',
+        "",
+        "Only what differs from the defaults in mrpc_finetune/recipe.py is here; edit freely.",
+        "",
+        f"    mrpc-finetune train {recipe.name}",
+        f"    mrpc-finetune eval {recipe.run_dir}",
+        f"    mrpc-finetune predict {recipe.run_dir} --file new_rows.csv",
+        '"""',
+        "",
+        f"from mrpc_finetune.recipe import {', '.join(sorted(used))}",
+        "",
+        "RECIPE = Recipe(",
+    ]
+    return "\n".join([*header, *body, ")"]) + "\n"
+
+
+def _literal(value) -> str:
+    """A Python literal, with double quotes as the formatter writes them."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
+    return repr(value)
+
+
+def _comment(doc: str, indent: str) -> list[str]:
+    text = " ".join(doc.split())
+    return textwrap.wrap(text, width=110, initial_indent=f"{indent}# ", subsequent_indent=f"{indent}# ") if text else []
+
+
+def _field_docs() -> dict[tuple[str, str], str]:
+    """(class name, field) -> the attribute docstring written under the field in recipe.py."""
+    tree = ast.parse(Path(recipe_module.__file__).read_text())
+    docs = {}
+    for node in tree.body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        for field, doc in zip(node.body, node.body[1:], strict=False):
+            if (
+                isinstance(field, ast.AnnAssign)
+                and isinstance(field.target, ast.Name)
+                and isinstance(doc, ast.Expr)
+                and isinstance(doc.value, ast.Constant)
+                and isinstance(doc.value.value, str)
+            ):
+                docs[(node.name, field.target.id)] = doc.value.value
+    return docs

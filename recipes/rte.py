@@ -1,0 +1,15 @@
+"""GLUE RTE: does the first sentence entail the second?
+bert-base-uncased on the Hub's nyu-mll/glue / rte (2,490 / 277 rows, train / validation).
+
+Columns: sentence1, sentence2 -> label (0 entailment, 1 not_entailment).
+Metric: accuracy.
+
+Needs the Hub for model and data; offline, point it at local copies in the Hub schema, e.g. DIR/{train,validation}.jsonl:
+    mrpc-finetune train rte model.name=/path/to/bert-base-uncased data.dir=DIR
+"""
+
+from mrpc_finetune.recipe import DataConfig, Recipe
+
+# The columns, label names and metric come with the task (mrpc_finetune/tasks.py). Training keeps the defaults:
+# batch 32 and 3 epochs as in the BERT paper's GLUE runs, lr 2e-5 (the low end of its grid), mixed precision on GPU.
+RECIPE = Recipe(description="bert-base-uncased on GLUE RTE from the Hub", data=DataConfig(task="rte"))
