@@ -9,14 +9,63 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 from transformers import Trainer, TrainingArguments
 from transformers.integrations import TensorBoardCallback
 
-from . import hardware, runs
+from . import data, hardware, runs
 from .metrics import compute_metrics_fn
 from .pipeline import best_metric_name, prepare
 from .recipe import Recipe
 from .tasks import get_task
+
+
+class LengthBatchedTrainer(Trainer):
+    """The Trainer with our batch order, as transformers offers no hook for a custom sampler.
+
+    ``train_sampling_strategy="group_by_length"`` (set by ``training_arguments`` from ``train.sampler``) trains on
+    ``data.LengthBucketSampler`` batches instead of transformers' ``LengthGroupedSampler`` (whose first batch is
+    always the longest); ``random`` stays the Trainer's own shuffling. Evaluation and prediction run longest rows
+    first for little padding (metrics do not depend on row order); ``predict`` puts its outputs back in row order.
+    """
+
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = self.train_dataset if train_dataset is None else train_dataset
+        if self.args.train_sampling_strategy != "group_by_length" or not _has_input_ids(dataset):
+            return super()._get_train_sampler(train_dataset)
+        seed = self.args.seed if self.args.data_seed is None else self.args.data_seed
+        return data.make_train_sampler(data.token_lengths(dataset), self.args.train_batch_size, "group_by_length", seed)
+
+    def _get_eval_sampler(self, eval_dataset):
+        if not _has_input_ids(eval_dataset):
+            return super()._get_eval_sampler(eval_dataset)
+        return data.length_sorted_order(data.token_lengths(eval_dataset))
+
+    def predict(self, test_dataset, ignore_keys=None, metric_key_prefix: str = "test"):
+        output = super().predict(test_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
+        if not _has_input_ids(test_dataset):
+            return output
+        order = data.length_sorted_order(data.token_lengths(test_dataset))
+        return output._replace(
+            predictions=_in_row_order(output.predictions, order), label_ids=_in_row_order(output.label_ids, order)
+        )
+
+
+def _has_input_ids(dataset) -> bool:
+    import datasets
+
+    return isinstance(dataset, datasets.Dataset) and "input_ids" in dataset.column_names
+
+
+def _in_row_order(values, order: list[int]):
+    """Undo a permutation: ``values[k]`` belongs to row ``order[k]``; tuples of arrays (several outputs) too."""
+    if values is None:
+        return None
+    if isinstance(values, (tuple, list)):
+        return type(values)(_in_row_order(v, order) for v in values)
+    restored = np.empty_like(values)
+    restored[order] = values
+    return restored
 
 
 def training_arguments(recipe: Recipe, output_dir: str | Path, precision: str | None = None) -> TrainingArguments:
@@ -66,7 +115,7 @@ def main(recipe: Recipe) -> dict:
     prepared = prepare(recipe)
     run = runs.create(recipe)
     args = training_arguments(recipe, run.checkpoints, prepared.precision)
-    trainer = Trainer(
+    trainer = LengthBatchedTrainer(
         model=prepared.model,
         args=args,
         train_dataset=prepared.splits["train"],
