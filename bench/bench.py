@@ -152,6 +152,8 @@ def run_setting(setting: str, spec: dict) -> dict:
     from mrpc_finetune import runs, trainer_loop
     from mrpc_finetune.pipeline import prepare
 
+    if spec.get("threads"):
+        torch.set_num_threads(spec["threads"])
     started = time.perf_counter()
     recipe = setting_recipe(setting, spec)
     prepared = prepare(recipe)
@@ -182,6 +184,7 @@ def run_setting(setting: str, spec: dict) -> dict:
         "setting": setting,
         "precision": prepared.precision,
         "compile": bool(spec.get("compile")),
+        "torch_threads": torch.get_num_threads(),
         "steps": len(clock.step_ends),
         "train_seconds": train_seconds,
         "startup_seconds": began - started,
@@ -483,6 +486,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=42, help="seed of the first round; round r uses seed + r")
     parser.add_argument("--out", default=str(BENCH_DIR / "out"), help="where bench.json and bench.png go")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads per run (default: torch's, one per core). On a machine busy with other jobs, 1 keeps "
+        "the workers' threads from waiting on each other at every parallel region",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke test: 3 steps, 1 warm-up, 1 repeat")
     parser.add_argument("--no-startup", action="store_true", help="skip the start-up / map-cache measurement")
     parser.add_argument(
@@ -515,9 +525,11 @@ def main(argv: list[str] | None = None) -> int:
             "warmup": args.warmup,
             "workdir": workdir,
             "overhead": True,
+            "threads": args.threads,
         }
         print(
-            f"{args.repeats} x (A B C), {args.steps} steps each ({args.warmup} untimed), batch {args.batch_size}, {args.model}"
+            f"{args.repeats} x (A B C), {args.steps} steps each ({args.warmup} untimed), batch {args.batch_size}, "
+            f"{args.model}, torch threads: {args.threads or 'default'}"
         )
         results = run_benchmark(spec, repeats=args.repeats)
         startup = None if args.no_startup else measure_startup(spec["data"], args.model, workdir)
