@@ -382,14 +382,20 @@ def make_collator(tokenizer, pad_to_multiple_of: int | None = None):
 
 
 def make_train_sampler(lengths: list[int], batch_size: int, strategy: str, seed: int):
-    """The training order: length-grouped mega-batches in random order, or plain shuffling."""
+    """The training order: batches of similar length in random order (``LengthBucketSampler``), or plain shuffling."""
     import torch
-    from transformers.trainer_pt_utils import LengthGroupedSampler
 
-    generator = torch.Generator().manual_seed(seed)
+    from .samplers import LengthBucketSampler
+
     if strategy == "group_by_length":
-        return LengthGroupedSampler(batch_size, lengths=lengths, generator=generator)
+        return LengthBucketSampler(lengths, batch_size, seed=seed)
+    generator = torch.Generator().manual_seed(seed)
     return torch.utils.data.RandomSampler(range(len(lengths)), generator=generator)
+
+
+def length_sorted_order(lengths: list[int]) -> list[int]:
+    """Row indices longest first: evaluation batches with little padding, and the memory peak comes at once."""
+    return sorted(range(len(lengths)), key=lambda i: -lengths[i])
 
 
 def batches_of(indices, batch_size: int) -> list[list[int]]:

@@ -191,7 +191,10 @@ def train_sampler(train_split, recipe: Recipe):
 
 def reseed_sampler(sampler, seed: int, epoch: int) -> None:
     """Each epoch's order depends only on (seed, epoch): a resumed run and every process draw the same one."""
-    sampler.generator.manual_seed(seed + epoch)
+    if hasattr(sampler, "set_epoch"):  # samplers.LengthBucketSampler seeds itself from (its seed, epoch)
+        sampler.set_epoch(epoch)
+    else:
+        sampler.generator.manual_seed(seed + epoch)
 
 
 def eval_loader(split, batch_size: int, collator, num_workers: int = 0) -> DataLoader:

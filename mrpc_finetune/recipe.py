@@ -121,8 +121,9 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     """Gradient-norm clipping threshold; 0 disables clipping."""
     sampler: Literal["group_by_length", "random"] = "group_by_length"
-    """Training batch order. ``group_by_length`` shuffles mega-batches of 50 batches and sorts each by length,
-    so batches hold pairs of similar length and padding nearly vanishes; ``random`` is plain shuffling."""
+    """Training batch order. ``group_by_length``: batches of pairs of similar length (sorted within mega-batches of
+    50 batches), met in a random order that changes every epoch, so padding nearly vanishes; ``random``: plain
+    shuffling with dynamic padding, the reference workflow."""
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     """``auto`` picks bf16 on GPUs that support it, else fp16 on CUDA, and fp32 on CPU."""
     logging_steps: int = 10

@@ -9,17 +9,64 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import torch
+import numpy as np
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.integrations import TensorBoardCallback
-from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from . import guards, hardware, loop_utils, runs
+from . import data, guards, hardware, loop_utils, runs
 from .errors import UserError
 from .metrics import compute_metrics_fn
 from .pipeline import best_metric_name, prepare
 from .recipe import Recipe
 from .tasks import TaskSpec, task_for
+
+
+class LengthBatchedTrainer(Trainer):
+    """The Trainer with our batch order, as transformers offers no hook for a custom sampler.
+
+    ``train_sampling_strategy="group_by_length"`` (set by ``training_arguments`` from ``train.sampler``) trains on
+    ``samplers.LengthBucketSampler`` batches instead of transformers' ``LengthGroupedSampler`` (whose first batch is
+    always the longest); ``random`` stays the Trainer's own shuffling. Evaluation and prediction run longest rows
+    first for little padding (metrics do not depend on row order); ``predict`` puts its outputs back in row order.
+    """
+
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = self.train_dataset if train_dataset is None else train_dataset
+        if self.args.train_sampling_strategy != "group_by_length" or not _has_input_ids(dataset):
+            return super()._get_train_sampler(train_dataset)
+        seed = self.args.seed if self.args.data_seed is None else self.args.data_seed
+        return data.make_train_sampler(data.token_lengths(dataset), self.args.train_batch_size, "group_by_length", seed)
+
+    def _get_eval_sampler(self, eval_dataset):
+        if not _has_input_ids(eval_dataset):
+            return super()._get_eval_sampler(eval_dataset)
+        return data.length_sorted_order(data.token_lengths(eval_dataset))
+
+    def predict(self, test_dataset, ignore_keys=None, metric_key_prefix: str = "test"):
+        output = super().predict(test_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
+        if not _has_input_ids(test_dataset):
+            return output
+        order = data.length_sorted_order(data.token_lengths(test_dataset))
+        return output._replace(
+            predictions=_in_row_order(output.predictions, order), label_ids=_in_row_order(output.label_ids, order)
+        )
+
+
+def _has_input_ids(dataset) -> bool:
+    import datasets
+
+    return isinstance(dataset, datasets.Dataset) and "input_ids" in dataset.column_names
+
+
+def _in_row_order(values, order: list[int]):
+    """Undo a permutation: ``values[k]`` belongs to row ``order[k]``; tuples of arrays (several outputs) too."""
+    if values is None:
+        return None
+    if isinstance(values, (tuple, list)):
+        return type(values)(_in_row_order(v, order) for v in values)
+    restored = np.empty_like(values)
+    restored[order] = values
+    return restored
 
 
 def training_arguments(
@@ -71,7 +118,7 @@ def main(recipe: Recipe) -> dict:
     prepared = prepare(recipe)
     run = runs.create(recipe)
     args = training_arguments(recipe, run.checkpoints, prepared.precision, prepared.task)
-    trainer = Trainer(
+    trainer = LengthBatchedTrainer(
         model=prepared.model,
         args=args,
         train_dataset=prepared.splits["train"],
@@ -82,7 +129,6 @@ def main(recipe: Recipe) -> dict:
         callbacks=[
             _tensorboard_callback(run.tensorboard),
             StopOnNonFiniteLoss(recipe.train.lr),
-            SeedLengthGroupsPerEpoch(recipe.seed),
         ],
     )
     resume_from = runs.resume_checkpoint(run, recipe)
@@ -129,36 +175,6 @@ class StopOnNonFiniteLoss(TrainerCallback):
     def on_train_end(self, args, state, control, **kwargs):
         if self.handle is not None:
             self.handle.remove()
-
-
-class SeedLengthGroupsPerEpoch(TrainerCallback):
-    """Draw each epoch's length-grouped batch order from its own generator seeded with seed + epoch.
-
-    The Trainer's ``LengthGroupedSampler`` otherwise shuffles with the global RNG, which on resume is read
-    before the checkpoint's RNG state is restored: the resumed epoch would see other batches than the
-    unbroken run did. With this, a resumed run replays the unbroken run's batches exactly.
-    """
-
-    def __init__(self, seed: int):
-        self.seed = seed
-
-    def on_epoch_begin(self, args, state, control, train_dataloader=None, **kwargs):
-        sampler = _find_length_grouped_sampler(train_dataloader)
-        if sampler is not None:
-            sampler.generator = torch.Generator().manual_seed(self.seed + int(state.epoch or 0))
-
-
-def _find_length_grouped_sampler(loader, depth: int = 4):
-    """The ``LengthGroupedSampler`` inside a (possibly accelerate-wrapped) DataLoader, or None."""
-    if isinstance(loader, LengthGroupedSampler):
-        return loader
-    if loader is None or depth == 0:
-        return None
-    for attribute in ("batch_sampler", "sampler"):
-        found = _find_length_grouped_sampler(getattr(loader, attribute, None), depth - 1)
-        if found is not None:
-            return found
-    return None
 
 
 def _tensorboard_callback(log_dir: Path) -> TensorBoardCallback:

@@ -28,3 +28,38 @@ def test_tf32_from_ampere_on():
 def test_pad_multiple_only_under_mixed_precision():
     assert pad_to_multiple_of("bf16") == 8 and pad_to_multiple_of("fp16") == 8
     assert pad_to_multiple_of("fp32") is None
+
+
+@pytest.mark.parametrize(("precision", "tf32"), [("bf16", True), ("fp16", False), ("bf16", False)])
+def test_training_arguments_under_mixed_precision(monkeypatch, tmp_path, precision, tf32):
+    """TrainingArguments refuses bf16 and tf32 on a CPU-only machine, so its hardware probes are made to say yes
+    (and the global TF32 switch is recorded, not flipped); the object checked is the real one."""
+    import transformers.training_args
+
+    from mrpc_finetune import hardware, trainer_loop
+    from mrpc_finetune.recipe import load_recipe
+
+    switched = []
+    monkeypatch.setattr(transformers.training_args, "is_torch_bf16_gpu_available", lambda: True)
+    monkeypatch.setattr(transformers.training_args, "is_torch_tf32_available", lambda: True)
+    monkeypatch.setattr(transformers.training_args, "enable_tf32", switched.append)
+    monkeypatch.setattr(hardware, "use_tf32", lambda *args, **kwargs: tf32)
+    args = trainer_loop.training_arguments(load_recipe("mrpc"), tmp_path, precision=precision)
+    assert (args.bf16, args.fp16) == (precision == "bf16", precision == "fp16")
+    assert args.tf32 is (True if tf32 else None) and switched == ([True] if tf32 else [])
+
+
+@pytest.mark.parametrize(("precision", "multiple"), [("bf16", 8), ("fp16", 8), ("fp32", None)])
+def test_pipeline_pads_to_multiple_of_8_under_mixed_precision(monkeypatch, tiny_overrides, precision, multiple):
+    from mrpc_finetune import hardware
+    from mrpc_finetune.pipeline import prepare
+    from mrpc_finetune.recipe import load_recipe
+
+    monkeypatch.setattr(hardware, "select_precision", lambda requested: precision)
+    prepared = prepare(load_recipe("mrpc_minilm", tiny_overrides), with_model=False)
+    assert prepared.precision == precision and prepared.collator.pad_to_multiple_of == multiple
+    train = prepared.splits["train"]
+    width = prepared.collator([train[i] for i in range(5)])["input_ids"].shape[1]
+    longest = max(len(train[i]["input_ids"]) for i in range(5))
+    assert longest % 8  # so the rounding shows
+    assert width == (-(-longest // 8) * 8 if multiple else longest)

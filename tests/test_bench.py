@@ -1,0 +1,96 @@
+"""bench/bench.py on the tiny model and data: every setting runs, the report has its parts, the last line its form."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+
+import pytest
+import torch
+
+from .conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("mrpc_bench", REPO / "bench" / "bench.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_settings_and_report(bench, tiny_model_dir, tiny_mrpc_dir, tmp_path):
+    spec = {
+        "model": str(tiny_model_dir),
+        "data": str(tiny_mrpc_dir),
+        "seed": 0,
+        "batch_size": 8,
+        "steps": 2,
+        "warmup": 1,
+        "workdir": str(tmp_path / "work"),
+        "overhead": True,
+    }
+    logged = []
+    results = bench.run_benchmark(spec, repeats=1, isolate=False, log=logged.append)
+    assert [r["setting"] for r in results] == ["A", "B", "C"] and len(logged) == 3
+    by_setting = {r["setting"]: r for r in results}
+    for result in results:
+        assert result["steps"] == 2 and result["steps_timed"] == 1 and result["samples"] == 8
+        assert result["seconds"] > 0 and result["ms_per_step"] > 0 and result["peak_rss_mb"] > 0
+    assert by_setting["A"]["padded_tokens"] == 8 * 128  # every row padded to max_length
+    assert by_setting["A"]["padding_efficiency"] < by_setting["B"]["padding_efficiency"]
+    assert by_setting["C"]["padding_efficiency"] > 0.8  # one length-bucket batch of the 64 tiny rows
+    assert set(by_setting["C"]["overhead"]) >= {"trainer_ms_per_step", "bare_ms_per_step", "ratio", "cpu_ratio"}
+    assert "overhead" not in by_setting["A"] and "overhead" not in by_setting["B"]
+
+    summary = bench.summarize(results)
+    report = {
+        "summary": summary,
+        "overhead": bench.overhead_summary(results),
+        "startup": None,
+        "json": str(tmp_path / "bench.json"),
+        "png": str(tmp_path / "bench.png"),
+    }
+    lines = bench.report_lines(report)
+    assert re.fullmatch(r"speedup C/A=\d+\.\d\d C/B=\d+\.\d\d", lines[-1])
+    ratio = summary["C"]["samples_per_s"] / summary["A"]["samples_per_s"]
+    assert lines[-1].startswith(f"speedup C/A={ratio:.2f} ")
+    assert any(line.startswith("framework overhead:") for line in lines)
+    json.dumps(report)  # the report is written as JSON
+    bench.plot(summary, tmp_path / "bench.png", "tiny")
+    assert (tmp_path / "bench.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_gpu_mode_refuses_without_cuda(bench, tiny_mrpc_dir, capsys):
+    assert bench.main(["--data", str(tiny_mrpc_dir), "--gpu"]) == 2
+    assert "--gpu needs a CUDA GPU" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # two full CLI runs: ~15 s on a quiet machine, more under load
+def test_startup_probe_finds_the_map_cache(bench, tiny_model_dir, tiny_mrpc_dir, tmp_path):
+    """Two real `mrpc-finetune train ... train.max_steps=1` runs: the second tokenizes nothing."""
+    startup = bench.measure_startup(str(tiny_mrpc_dir), str(tiny_model_dir), str(tmp_path))
+    assert startup["retokenized_nothing"]
+    warm = startup["warm_run"]
+    assert 0 < warm["seconds_to_first_step"] < warm["total_seconds"]
+    assert set(warm["tokenized"]) == set(startup["first_run"]["tokenized"]) and len(warm["tokenized"]) == 2
+
+
+def test_gpu_benchmark_driver_runs_on_cpu(bench, tiny_model_dir, tiny_mrpc_dir, tmp_path):
+    """The --gpu driver's glue, eager only and in this process (its CUDA runs need the lead's GPU machine)."""
+    spec = {
+        "model": str(tiny_model_dir),
+        "data": str(tiny_mrpc_dir),
+        "seed": 0,
+        "batch_size": 8,
+        "steps": 2,
+        "epochs": 3,
+        "warmup": 10,
+        "workdir": str(tmp_path),
+    }
+    report = bench.gpu_benchmark(spec, compile_modes=(False,), run=bench.run_setting, log=lambda line: None)
+    assert list(report["summary"]) == ["A", "B", "C"] and report["precision"] == "fp32"
+    assert re.fullmatch(r"speedup C/A=\d+\.\d\d C/B=\d+\.\d\d", report["speedup"])
+    json.dumps(report)
