@@ -64,6 +64,9 @@ def train(recipe: Recipe):
         loop_utils.build_scheduler(optimizer.optimizer, recipe.train, plan.total_steps, accelerator.num_processes)
     )
     state = LoopState()
+    if recipe.resume and accelerator.is_main_process:
+        runs.resume_checkpoint(run, recipe)  # removes checkpoints a kill cut off mid-save; says where it goes on
+    accelerator.wait_for_everyone()
     if recipe.resume and (checkpoint := run.last_checkpoint()):
         accelerator.load_state(str(checkpoint))  # model, optimizer, scheduler, each process's RNG states
         state = LoopState.load(checkpoint)
@@ -152,6 +155,9 @@ def _train(
         loader = (
             accelerator.skip_first_batches(train_loader, state.batches_done) if state.batches_done else train_loader
         )
+        # Accelerate's loader sets its sampler's epoch to how often *this process* iterated it, which after a
+        # resume is not the run's epoch: tell it, or the resumed epochs replay epoch 0's batch order.
+        loader.set_epoch(state.epoch)
         for batch_index, batch in enumerate(loader, start=state.batches_done):
             with accelerator.accumulate(model):
                 loss = model(**batch).loss

@@ -63,17 +63,20 @@ class RunDir:
         return sorted(p for p in folders if re.fullmatch(r"checkpoint-(\d+)", p.name) and not is_complete_checkpoint(p))
 
 
-CHECKPOINT_STATE = "trainer_state.json"
-"""Written last into a checkpoint (the Trainer does so; the other loops write theirs with ``atomic_write_json``),
-so a checkpoint folder without a readable one was cut off mid-save and is never resumed from."""
+CHECKPOINT_STATES = ("trainer_state.json", "loop_state.json")
+"""Written last into a checkpoint (the Trainer writes ``trainer_state.json``; the torch and Accelerate loops write
+``loop_state.json`` with ``atomic_write_json``), so a checkpoint folder without a readable one was cut off
+mid-save and is never resumed from."""
 
 
 def is_complete_checkpoint(folder: Path) -> bool:
-    try:
-        json.loads((folder / CHECKPOINT_STATE).read_text())
-    except (OSError, ValueError):
-        return False
-    return True
+    for name in CHECKPOINT_STATES:
+        try:
+            json.loads((folder / name).read_text())
+        except (OSError, ValueError):
+            continue
+        return True
+    return False
 
 
 RESUME_MAY_CHANGE = ("resume", "overwrite", "output_dir", "data.num_proc", "train.num_workers")

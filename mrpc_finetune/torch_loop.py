@@ -43,9 +43,8 @@ def main(recipe: Recipe) -> dict:
     scheduler = loop_utils.build_scheduler(optimizer, recipe.train, plan.total_steps)
     scaler = torch.amp.GradScaler(device.type, enabled=prepared.precision == "fp16")
     state = LoopState()
-    if recipe.resume and (checkpoint := run.last_checkpoint()):
+    if checkpoint := runs.resume_checkpoint(run, recipe):
         state = _load_checkpoint(checkpoint, model, optimizer, scheduler, scaler, device)
-        print(f"resuming from {checkpoint} (step {state.global_step})")
     autocast = _autocast(device, prepared.precision)
     eval_loaders = {
         name: loop_utils.eval_loader(split, recipe.eval.batch_size, prepared.collator, recipe.train.num_workers)

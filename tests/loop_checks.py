@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification
 
 from mrpc_finetune import loop_utils
+from mrpc_finetune.loop_utils import LoopState
 from mrpc_finetune.recipe import Recipe, load_recipe
 
 REQUIRED_TAGS = {"train/loss", "train/learning_rate", "eval/loss", "eval/accuracy", "eval/f1"}
@@ -98,7 +99,17 @@ def check_resume(module, overrides: list[str], tmp_path: Path, monkeypatch, betw
         between_runs()
         assert not (broken.run_dir / "metrics.json").exists()
         assert [p.name for p in (broken.run_dir / "checkpoints").iterdir()] == ["checkpoint-3"]
-        resumed = module.main(dataclasses.replace(broken, resume=True))
+        loaded = []
+        load = LoopState.load
+
+        def recording_load(path):
+            loaded.append(Path(path).name)
+            return load(path)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(LoopState, "load", staticmethod(recording_load))
+            resumed = module.main(dataclasses.replace(broken, resume=True))
+        assert loaded == ["checkpoint-3"]  # it went on from the checkpoint, not from scratch
     finally:
         torch.use_deterministic_algorithms(False)
 
