@@ -51,7 +51,7 @@ tensorboard:  ## serve every run's curves on http://localhost:6006
 	$(BIN)/tensorboard --logdir runs --port 6006
 
 bench:  ## padding/throughput benchmark on ../shared/data/mrpc (see docs/benchmarks.md)
-	$(BIN)/python bench/bench.py --data $(DATA)
+	$(BIN)/python bench/bench.py --data $(DATA) --steps 60 --repeats 2
 
 clean:
 	rm -rf runs bench/out .pytest_cache
