@@ -70,12 +70,8 @@ def _cmd_inspect(args) -> None:
     if args.split == "train":
         order = data.make_train_sampler(lengths, recipe.train.batch_size, recipe.train.sampler, recipe.seed)
         sampler, size = recipe.train.sampler, recipe.train.batch_size
-    else:  # evaluation batches are sorted by length (see inference.py)
-        order, sampler, size = (
-            sorted(range(len(lengths)), key=lengths.__getitem__),
-            "sorted_by_length",
-            recipe.eval.batch_size,
-        )
+    else:  # evaluation and prediction batches are sorted by length (data.length_sorted_order)
+        order, sampler, size = data.length_sorted_order(lengths), "sorted_by_length", recipe.eval.batch_size
     report = {
         "recipe": recipe.name,
         "split": args.split,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .data import length_sorted_order, token_lengths
+
 
 def predict_logits(model, dataset, collator, batch_size: int = 64, device: str | None = None) -> np.ndarray:
     """Logits for every row of a tokenized dataset, in its row order."""
@@ -12,7 +14,7 @@ def predict_logits(model, dataset, collator, batch_size: int = 64, device: str |
     model = model.to(device).eval()
     features = [c for c in ("input_ids", "token_type_ids", "attention_mask") if c in dataset.column_names]
     columns = {c: dataset[c] for c in features}
-    order = np.argsort([len(ids) for ids in columns["input_ids"]], kind="stable")
+    order = length_sorted_order(token_lengths(dataset))  # the Trainer's evaluation order too
     chunks = []
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
