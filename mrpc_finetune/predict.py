@@ -6,8 +6,6 @@ mrpc-finetune predict runs/mrpc_minilm "The cat sat on the mat." "A cat was sitt
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -79,17 +77,5 @@ def predict_file(run_dir: str | Path, file: str | Path, out: str | Path | None =
             for i, p in zip(index, scores, strict=True)
         ]
     destination = Path(out) if out else run.root / f"predictions_{path.stem}.tsv"
-    _atomic_write_text(destination, "\n".join(["\t".join(header), *lines]) + "\n")
+    runs.atomic_write_text(destination, "\n".join(["\t".join(header), *lines]) + "\n")
     return destination, len(lines)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -190,20 +190,23 @@ def resume_checkpoint(run: RunDir, recipe: Recipe) -> Path | None:
     return checkpoint
 
 
-def atomic_write_json(path: Path, payload: Any) -> None:
+def atomic_write_text(path: Path, text: str) -> None:
     """Write to a temporary file in the same folder, then rename: readers see the old file or the whole new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=True)
-            handle.write("\n")
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_json(path: Path, payload: Any) -> None:
+    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
 
 def atomic_save_model(model, tokenizer, destination: Path) -> None:
