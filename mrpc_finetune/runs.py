@@ -232,10 +232,6 @@ def atomic_save_model(model, tokenizer, destination: Path) -> None:
         raise
 
 
-def read_metrics(run: RunDir) -> dict[str, Any]:
-    return json.loads(run.metrics_file.read_text()) if run.metrics_file.is_file() else {}
-
-
 def open_run(path: str | Path) -> tuple[RunDir, Recipe]:
     """A finished run directory and the recipe it was trained with (for eval and predict)."""
     from .recipe import load_recipe

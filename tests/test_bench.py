@@ -12,6 +12,11 @@ import torch
 from .conftest import REPO
 
 
+def tiny_spec(model_dir, data_dir, **settings) -> dict:
+    """A benchmark spec for the tiny model and fixture data: 2 steps of batch 8."""
+    return {"model": str(model_dir), "data": str(data_dir), "seed": 0, "batch_size": 8, "steps": 2, **settings}
+
+
 @pytest.fixture(scope="module")
 def bench():
     spec = importlib.util.spec_from_file_location("mrpc_bench", REPO / "bench" / "bench.py")
@@ -21,16 +26,7 @@ def bench():
 
 
 def test_bench_settings_and_report(bench, tiny_model_dir, tiny_mrpc_dir, tmp_path):
-    spec = {
-        "model": str(tiny_model_dir),
-        "data": str(tiny_mrpc_dir),
-        "seed": 0,
-        "batch_size": 8,
-        "steps": 2,
-        "warmup": 1,
-        "workdir": str(tmp_path / "work"),
-        "overhead": True,
-    }
+    spec = tiny_spec(tiny_model_dir, tiny_mrpc_dir, warmup=1, workdir=str(tmp_path / "work"), overhead=True)
     logged = []
     results = bench.run_benchmark(spec, repeats=1, isolate=False, log=logged.append)
     assert [r["setting"] for r in results] == ["A", "B", "C"] and len(logged) == 3
@@ -80,16 +76,7 @@ def test_startup_probe_finds_the_map_cache(bench, tiny_model_dir, tiny_mrpc_dir,
 
 def test_gpu_benchmark_driver_runs_on_cpu(bench, tiny_model_dir, tiny_mrpc_dir, tmp_path):
     """The --gpu driver's glue, eager only and in this process (its CUDA runs need the lead's GPU machine)."""
-    spec = {
-        "model": str(tiny_model_dir),
-        "data": str(tiny_mrpc_dir),
-        "seed": 0,
-        "batch_size": 8,
-        "steps": 2,
-        "epochs": 3,
-        "warmup": 10,
-        "workdir": str(tmp_path),
-    }
+    spec = tiny_spec(tiny_model_dir, tiny_mrpc_dir, epochs=3, warmup=10, workdir=str(tmp_path))
     report = bench.gpu_benchmark(spec, compile_modes=(False,), run=bench.run_setting, log=lambda line: None)
     assert list(report["summary"]) == ["A", "B", "C"] and report["precision"] == "fp32"
     assert re.fullmatch(r"speedup C/A=\d+\.\d\d C/B=\d+\.\d\d", report["speedup"])
