@@ -31,13 +31,16 @@ from .recipe import Recipe
 MIXED_PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
 
 
-def main(recipe: Recipe) -> dict:
-    """Train, evaluate the best checkpoint, save ``RUN/model`` and ``RUN/metrics.json``; returns the metrics."""
-    _, _, metrics = train(recipe)
+def main(recipe: Recipe, *, on_evaluate=None) -> dict:
+    """Train, evaluate the best checkpoint, save ``RUN/model`` and ``RUN/metrics.json``; returns the metrics.
+
+    ``on_evaluate(metrics, step)``: called after each evaluation during training (see ``cli.train_with_loop``).
+    """
+    _, _, metrics = train(recipe, on_evaluate=on_evaluate)
     return metrics
 
 
-def train(recipe: Recipe):
+def train(recipe: Recipe, on_evaluate=None):
     """The whole run; returns ``(accelerator, prepared model, metrics)`` so callers can inspect every process."""
     started = time.perf_counter()
     # Without a GPU, Accelerate forms a (gloo) process group only when told it runs on CPU.
@@ -75,9 +78,26 @@ def train(recipe: Recipe):
         loop_utils.evaluate, model, eval_loaders, prepared.task, compute_metrics, gather=accelerator.gather_for_metrics
     )
 
+    def evaluate_in_training():
+        metrics = evaluate()
+        if on_evaluate and accelerator.is_main_process:
+            on_evaluate(metrics, state.global_step)
+        return metrics
+
     training_started = time.time()
     _train(
-        recipe, prepared, run, accelerator, model, sampler, train_loader, plan, optimizer, scheduler, state, evaluate
+        recipe,
+        prepared,
+        run,
+        accelerator,
+        model,
+        sampler,
+        train_loader,
+        plan,
+        optimizer,
+        scheduler,
+        state,
+        evaluate_in_training,
     )
     train_runtime = time.time() - training_started
 

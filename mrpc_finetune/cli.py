@@ -98,7 +98,13 @@ def _cmd_train(args) -> None:
     train_with_loop(recipe)
 
 
-def train_with_loop(recipe: Recipe) -> dict:
+def train_with_loop(recipe: Recipe, *, on_evaluate=None) -> dict:
+    """Train ``recipe`` with its loop; returns the final metrics.
+
+    ``on_evaluate(metrics, step)`` is called on the main process after every evaluation during training (not the
+    final one of the best checkpoint), with the evaluation's ``eval_*`` metrics; an exception it raises (e.g.
+    ``optuna.TrialPruned``) ends the run there, unfinished (no ``metrics.json``).
+    """
     from .pipeline import check_sources
 
     check_sources(recipe)  # fail in a second when offline, before the loops' heavy imports
@@ -108,7 +114,7 @@ def train_with_loop(recipe: Recipe) -> dict:
         from .torch_loop import main
     else:
         from .accelerate_loop import main
-    return main(recipe)
+    return main(recipe, on_evaluate=on_evaluate)
 
 
 def _cmd_eval(args) -> None:

@@ -23,6 +23,9 @@ from typing import Any, Literal
 from .errors import UserError
 from .tasks import CUSTOM, GLUE_TASKS
 
+TRACKERS = ("tensorboard", "mlflow", "wandb")
+"""Values ``train.report_to`` accepts."""
+
 
 def _check(condition: bool, key: str, message: str) -> None:
     if not condition:
@@ -132,6 +135,10 @@ class TrainConfig:
     """DataLoader worker processes; 0 collates in the training process (fastest for short pairs on CPU)."""
     torch_compile: bool = False
     """Compile the model with ``torch.compile`` (worth it on GPU for long runs)."""
+    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
+    """Experiment trackers that receive the recipe, every logged metric and the final model: ``tensorboard``
+    (``RUN/tensorboard``), ``mlflow`` (``MLFLOW_TRACKING_URI``, else a local ``mlruns/`` store), ``wandb`` (honours
+    ``WANDB_MODE=offline``); ``[]`` for none."""
 
     def __post_init__(self):
         _check(self.epochs > 0, "train.epochs", f"must be > 0, got {self.epochs}")
@@ -146,6 +153,9 @@ class TrainConfig:
         _check(self.max_grad_norm >= 0, "train.max_grad_norm", f"must be >= 0, got {self.max_grad_norm}")
         _check(self.logging_steps > 0, "train.logging_steps", f"must be > 0, got {self.logging_steps}")
         _check(self.num_workers >= 0, "train.num_workers", f"must be >= 0, got {self.num_workers}")
+        self.report_to = list(self.report_to)
+        for tracker in self.report_to:
+            _check(tracker in TRACKERS, "train.report_to", f"unknown tracker {tracker!r}; known: {', '.join(TRACKERS)}")
 
 
 @dataclass
@@ -160,9 +170,12 @@ class EvalConfig:
     """Metric that picks the best checkpoint (e.g. ``accuracy``); None uses the task's main metric."""
     save_total_limit: int = 2
     """Checkpoints kept on disk (the best one is always kept)."""
+    patience: int | None = None
+    """Stop early after this many evaluations in a row without improving ``metric``; None trains to the end."""
 
     def __post_init__(self):
         _check(self.batch_size > 0, "eval.batch_size", f"must be > 0, got {self.batch_size}")
+        _check(self.patience is None or self.patience >= 1, "eval.patience", f"must be >= 1, got {self.patience}")
         _check(self.steps > 0, "eval.steps", f"must be > 0, got {self.steps}")
         _check(self.save_total_limit >= 1, "eval.save_total_limit", f"must be >= 1, got {self.save_total_limit}")
 
@@ -250,8 +263,12 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     """Parse text; check that an already-typed value (from JSON or Python) fits the field's type."""
     if isinstance(value, str):
         return _parse(value, hint, key)
-    allowed = [a for a in (typing.get_args(hint) or (hint,)) if a is not typing.Any]
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    allowed = [a for a in (typing.get_args(hint) if union else (hint,)) if a is not typing.Any]
     plain = {typing.get_origin(a) or a for a in allowed}
+    if isinstance(value, (list, tuple)) and list in plain:
+        item = next(typing.get_args(a)[0] for a in allowed if typing.get_origin(a) is list)
+        return [_coerce(v, item, key) for v in value]
     if float in plain:
         plain.add(int)
     if (

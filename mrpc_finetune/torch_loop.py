@@ -26,8 +26,11 @@ from .recipe import Recipe
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def main(recipe: Recipe) -> dict:
-    """Train, evaluate the best checkpoint, save ``RUN/model`` and ``RUN/metrics.json``; returns the metrics."""
+def main(recipe: Recipe, *, on_evaluate=None) -> dict:
+    """Train, evaluate the best checkpoint, save ``RUN/model`` and ``RUN/metrics.json``; returns the metrics.
+
+    ``on_evaluate(metrics, step)``: called after each evaluation during training (see ``cli.train_with_loop``).
+    """
     started = time.perf_counter()
     runs.check_can_start(recipe)
     # Load and check everything before the run directory exists, so bad input leaves nothing behind.
@@ -56,7 +59,28 @@ def main(recipe: Recipe) -> dict:
     writer = _tensorboard_writer(run)
 
     training_started = time.time()
-    _train(recipe, prepared, run, model, sampler, plan, optimizer, scheduler, scaler, state, evaluate, writer, device)
+
+    def evaluate_in_training():
+        metrics = evaluate()
+        if on_evaluate:
+            on_evaluate(metrics, state.global_step)
+        return metrics
+
+    _train(
+        recipe,
+        prepared,
+        run,
+        model,
+        sampler,
+        plan,
+        optimizer,
+        scheduler,
+        scaler,
+        state,
+        evaluate_in_training,
+        writer,
+        device,
+    )
     train_runtime = time.time() - training_started
 
     if state.best_checkpoint:  # like the Trainer's load_best_model_at_end

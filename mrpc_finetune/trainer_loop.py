@@ -110,8 +110,11 @@ def training_arguments(
     )
 
 
-def main(recipe: Recipe) -> dict:
-    """Train, evaluate the best checkpoint, save ``RUN/model`` and ``RUN/metrics.json``; returns the metrics."""
+def main(recipe: Recipe, *, on_evaluate=None) -> dict:
+    """Train, evaluate the best checkpoint, save ``RUN/model`` and ``RUN/metrics.json``; returns the metrics.
+
+    ``on_evaluate(metrics, step)``: called after each evaluation during training (see ``cli.train_with_loop``).
+    """
     started = time.perf_counter()
     runs.check_can_start(recipe)
     # Load and check everything before the run directory exists, so bad input leaves nothing behind.
@@ -131,6 +134,9 @@ def main(recipe: Recipe) -> dict:
             StopOnNonFiniteLoss(recipe.train.lr),
         ],
     )
+    hook = EvaluationHook(on_evaluate) if on_evaluate else None
+    if hook:
+        trainer.add_callback(hook)
     resume_from = runs.resume_checkpoint(run, recipe)
     try:
         train_output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
@@ -139,6 +145,8 @@ def main(recipe: Recipe) -> dict:
             if getattr(callback, "training_bar", None) is not None:
                 callback.training_bar.close()
         raise UserError(guards.describe_stop(err, run.last_checkpoint())) from None
+    if hook:
+        trainer.remove_callback(hook)  # the final evaluation (of the best checkpoint) is not a training one
     metrics = trainer.evaluate()
     metrics.update(
         train_loss=train_output.training_loss,
@@ -175,6 +183,17 @@ class StopOnNonFiniteLoss(TrainerCallback):
     def on_train_end(self, args, state, control, **kwargs):
         if self.handle is not None:
             self.handle.remove()
+
+
+class EvaluationHook(TrainerCallback):
+    """Hand each evaluation's metrics to ``on_evaluate(metrics, step)`` on the main process."""
+
+    def __init__(self, report):
+        self.report = report
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        if state.is_world_process_zero:
+            self.report(metrics, state.global_step)
 
 
 def _tensorboard_callback(log_dir: Path) -> TensorBoardCallback:
