@@ -151,6 +151,7 @@ def run_setting(setting: str, spec: dict) -> dict:
 
     from mrpc_finetune import runs, trainer_loop
     from mrpc_finetune.pipeline import prepare
+    from mrpc_finetune.trackers import open_trackers
 
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
@@ -172,7 +173,7 @@ def run_setting(setting: str, spec: dict) -> dict:
         train_dataset=train,
         data_collator=counting,
         processing_class=prepared.tokenizer,
-        callbacks=[clock, trainer_loop._tensorboard_callback(Path(spec["workdir"]) / setting / "tensorboard")],
+        callbacks=[clock, trainer_loop.TrackersCallback(open_trackers(recipe, Path(spec["workdir"]) / setting))],
     )
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()

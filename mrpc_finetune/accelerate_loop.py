@@ -3,7 +3,7 @@
 mrpc-finetune train mrpc_minilm loop=accelerate data.dir=../shared/data/mrpc
 accelerate launch --num_processes 2 -m mrpc_finetune train mrpc_minilm loop=accelerate data.dir=../shared/data/mrpc
 torchrun --nproc_per_node 2 -m mrpc_finetune train mrpc_minilm loop=accelerate data.dir=../shared/data/mrpc
-make train-accelerate NPROC=2 ARGS="data.dir=../shared/data/mrpc"
+make train-accelerate accelerator.num_processes=2 ARGS="data.dir=../shared/data/mrpc"
 
 Only the main process creates the run directory and writes files other than Accelerate's per-process RNG states.
 """
@@ -18,17 +18,20 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator, PartialState
-from accelerate.utils import parse_flag_from_env
+from accelerate.utils import gather_object, parse_flag_from_env
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from . import loop_utils, runs
+from . import guards, loop_sequence, loop_utils, runs
+from .errors import UserError
+from .loop_sequence import LoopRun
 from .loop_utils import LoopState, StepPlan
 from .metrics import compute_metrics_fn
-from .pipeline import Prepared, prepare
-from .recipe import Recipe
+from .pipeline import Prepared, prepare_run
+from .recipe import Recipe, to_dict
+from .trackers import open_trackers
 
-MIXED_PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
+MIXED_precision = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
 
 
 def main(recipe: Recipe, *, on_evaluate=None) -> dict:
@@ -47,119 +50,87 @@ def train(recipe: Recipe, on_evaluate=None):
     cpu = parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available()
     process = PartialState(cpu=cpu)  # joins the process group under accelerate launch / torchrun
     _warn_single_cpu_process(process)
-    prepared, compute_metrics, run = _setup_run(recipe, process)
+    # Check and load everything before the run directory exists, so bad input leaves nothing behind.
+    prepared, run = prepare_run(recipe, is_main=process.is_main_process, wait_for_everyone=process.wait_for_everyone)
     precision = prepared.precision if process.device.type == "cuda" else "fp32"  # `accelerate launch --cpu`
     if process.device.type == "cuda":
         loop_utils.enable_tf32_if_supported()
     accelerator = Accelerator(
         cpu=cpu,
-        mixed_precision=MIXED_PRECISION[precision],
+        mixed_precision=MIXED_precision[precision],
         gradient_accumulation_steps=recipe.train.grad_accum,
-        log_with="tensorboard",
-        project_dir=str(run.root),
         dynamo_backend="inductor" if recipe.train.torch_compile else None,
     )
-    accelerator.init_trackers(run.tensorboard.name)  # TensorBoard writes into project_dir/<name> = RUN/tensorboard
+    # Model, optimizer and training batches handed to Accelerate: wrapped for DDP, placed, dealt out per process.
     sampler = loop_utils.train_sampler(prepared.splits["train"], recipe)
-    model, optimizer, train_loader, eval_loaders = _setup_training(recipe, prepared, accelerator, sampler)
+    model, optimizer, train_loader = accelerator.prepare(
+        prepared.model,
+        loop_utils.build_optimizer(prepared.model, recipe.train),
+        _train_loader(prepared, recipe, sampler),
+    )
     plan = StepPlan.from_recipe(len(train_loader), recipe.train)  # len() is per process after prepare
     scheduler = accelerator.prepare(
         loop_utils.build_scheduler(optimizer.optimizer, recipe.train, plan.total_steps, accelerator.num_processes)
     )
-    state = LoopState()
-    if recipe.resume and accelerator.is_main_process:
-        runs.resume_checkpoint(run, recipe)  # removes checkpoints a kill cut off mid-save; says where it goes on
-    accelerator.wait_for_everyone()
-    if recipe.resume and (checkpoint := run.last_checkpoint()):
-        accelerator.load_state(str(checkpoint))  # model, optimizer, scheduler, each process's RNG states
-        state = LoopState.load(checkpoint)
-        accelerator.print(f"resuming from {checkpoint} (step {state.global_step})")
-    evaluate = partial(
-        loop_utils.evaluate, model, eval_loaders, prepared.task, compute_metrics, gather=accelerator.gather_for_metrics
-    )
-
-    def evaluate_in_training():
-        metrics = evaluate()
-        if on_evaluate and accelerator.is_main_process:
-            on_evaluate(metrics, state.global_step)
-        return metrics
-
-    training_started = time.time()
-    _train(
-        recipe,
-        prepared,
-        run,
-        accelerator,
-        model,
-        sampler,
-        train_loader,
-        plan,
-        optimizer,
-        scheduler,
-        state,
-        evaluate_in_training,
-    )
-    train_runtime = time.time() - training_started
-
-    if state.best_checkpoint:  # like the Trainer's load_best_model_at_end
-        accelerator.load_state(state.best_checkpoint)
-    metrics = loop_utils.final_metrics(
-        evaluate(),
-        state,
-        plan,
-        loop="accelerate",
+    state = _resume_or_start(recipe, run, accelerator)
+    trackers = open_trackers(recipe, run.root, enabled=accelerator.is_main_process)
+    trackers.log_params(runs.flat(to_dict(recipe)))
+    unwrapped = accelerator.unwrap_model(model)
+    loop = LoopRun(
+        name="accelerate",
+        recipe=recipe,
+        task=prepared.task,
+        run=run,
+        plan=plan,
+        state=state,
+        trackers=trackers,
         precision=precision,
-        train_runtime=train_runtime,
+        num_processes=accelerator.num_processes,
         started=started,
+        evaluate=partial(
+            loop_sequence.evaluate,
+            unwrapped,
+            task=prepared.task,
+            compute_metrics=compute_metrics_fn(prepared.task),
+            device=accelerator.device,
+            autocast=accelerator.autocast,
+            gather=lambda value: gather_object([value]),
+        ),
+        save_checkpoint=partial(_save_checkpoint, accelerator=accelerator, state=state),
+        eval_sets=loop_sequence.eval_sets(
+            prepared, recipe, rank=accelerator.process_index, processes=accelerator.num_processes
+        ),
+        test_sets=loop_sequence.eval_sets(
+            prepared, recipe, test=True, rank=accelerator.process_index, processes=accelerator.num_processes
+        ),
+        is_main=accelerator.is_main_process,
+        wait_for_everyone=accelerator.wait_for_everyone,
+        on_evaluate=on_evaluate,
     )
-    accelerator.log(loop_utils.final_scalars(metrics), step=state.global_step)
-    if accelerator.is_main_process:
-        runs.finish(run, accelerator.unwrap_model(model), prepared.tokenizer, metrics)
-        print(runs.summary(run, metrics))
-    accelerator.wait_for_everyone()
+    try:
+        training_started = time.time()
+        stopped_early = _train(loop, accelerator, model, sampler, train_loader, optimizer, scheduler)
+        train_runtime = time.time() - training_started
+        if state.best_checkpoint:  # like the Trainer's load_best_model_at_end
+            accelerator.load_state(state.best_checkpoint)
+        metrics = loop_sequence.finish(
+            loop,
+            model=unwrapped,
+            tokenizer=prepared.tokenizer,
+            train_runtime=train_runtime,
+            stopped_early=stopped_early,
+        )
+    except BaseException:
+        trackers.close("FAILED")
+        raise
+    trackers.close()
     accelerator.end_training()
     return accelerator, model, metrics
 
 
-def _setup_run(recipe: Recipe, process):
-    """Check and load everything on every process, then let the main process alone create the run directory."""
-    runs.check_can_start(recipe)
-    process.wait_for_everyone()  # every process has checked before the main one creates anything
-    with process.main_process_first():  # the main process fills the datasets cache, the others read it
-        prepared = prepare(recipe)
-        compute_metrics = compute_metrics_fn(prepared.task)
-    run = runs.create(recipe) if process.is_main_process else runs.RunDir(recipe.run_dir)
-    process.wait_for_everyone()
-    return prepared, compute_metrics, run
-
-
-def _setup_training(recipe: Recipe, prepared: Prepared, accelerator, sampler):
-    """Model, optimizer and loaders handed to Accelerate: wrapped for DDP, placed on the device, sharded."""
-    train_loader = DataLoader(
-        prepared.splits["train"],
-        batch_size=recipe.train.batch_size,
-        sampler=sampler,  # seeded: every process draws the same order, and Accelerate hands each its batches
-        collate_fn=prepared.collator,
-        num_workers=recipe.train.num_workers,
-        pin_memory=accelerator.device.type == "cuda",
-        generator=torch.Generator(),  # starting an epoch draws nothing from the RNG that dropout uses
-    )
-    eval_loaders = {
-        name: loop_utils.eval_loader(split, recipe.eval.batch_size, prepared.collator, recipe.train.num_workers)
-        for name, split in prepared.eval_splits.items()
-    }
-    optimizer = loop_utils.build_optimizer(prepared.model, recipe.train)
-    model, optimizer, train_loader, *prepared_eval = accelerator.prepare(
-        prepared.model, optimizer, train_loader, *eval_loaders.values()
-    )
-    return model, optimizer, train_loader, dict(zip(eval_loaders, prepared_eval, strict=True))
-
-
-def _train(
-    recipe, prepared, run, accelerator, model, sampler, train_loader, plan, optimizer, scheduler, state, evaluate
-):
-    """Optimizer steps until ``plan.total_steps``, evaluating and checkpointing per the recipe's eval strategy."""
-    train, best_key = recipe.train, loop_utils.best_metric_key(recipe, prepared.task)
+def _train(loop: LoopRun, accelerator, model, sampler, train_loader, optimizer, scheduler) -> bool:
+    """Optimizer steps until the plan's last one (or early stopping); True if it stopped early."""
+    recipe, plan, state = loop.recipe, loop.plan, loop.state
     progress = tqdm(
         total=plan.total_steps,
         initial=state.global_step,
@@ -169,7 +140,8 @@ def _train(
     )
     model.train()
     step_loss = torch.zeros((), device=accelerator.device)
-    while state.global_step < plan.total_steps:
+    done = False
+    while not done:
         state.start_epoch(plan)
         loop_utils.reseed_sampler(sampler, recipe.seed, state.epoch)
         loader = (
@@ -181,16 +153,17 @@ def _train(
         for batch_index, batch in enumerate(loader, start=state.batches_done):
             with accelerator.accumulate(model):
                 loss = model(**batch).loss
+                learning_rate = scheduler.get_last_lr()[0]
+                _check_finite(loop, accelerator, loss, learning_rate)  # before backward: weights stay finite
                 window = plan.window_size(batch_index)
                 # backward() divides by grad_accum; a short last window of the epoch divides by its own length,
                 # so every optimizer step follows the mean loss over the micro-batches it saw.
                 accelerator.backward(loss * (plan.grad_accum / window))
                 step_loss += loss.detach() / window
                 grad_norm = None
-                if accelerator.sync_gradients and train.max_grad_norm > 0:
-                    norm = accelerator.clip_grad_norm_(model.parameters(), train.max_grad_norm)
+                if accelerator.sync_gradients and recipe.train.max_grad_norm > 0:
+                    norm = accelerator.clip_grad_norm_(model.parameters(), recipe.train.max_grad_norm)
                     grad_norm = None if norm is None else float(norm)  # DeepSpeed clips inside its step
-                learning_rate = scheduler.get_last_lr()[0]
                 optimizer.step()  # Accelerate makes these no-ops until the window is complete
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -201,24 +174,44 @@ def _train(
             state.finish_step(accelerator.reduce(step_loss, reduction="mean").item())
             step_loss.zero_()
             progress.update(1)
-
-            last = state.global_step >= plan.total_steps
-            if loop_utils.logs_now(train, state.global_step, last):
-                logs = state.train_logs(plan, learning_rate, grad_norm)
-                accelerator.log(loop_utils.tensorboard_scalars(logs), step=state.global_step)
-            end_of_epoch = state.batches_done == plan.batches_per_epoch
-            if loop_utils.evaluates_now(recipe.eval, state.global_step, end_of_epoch, last):
-                eval_metrics = evaluate()
-                accelerator.log(loop_utils.tensorboard_scalars(eval_metrics), step=state.global_step)
-                checkpoint = loop_utils.checkpoint_dir(run, state.global_step)
-                state.consider(eval_metrics, best_key, checkpoint)
-                _save_checkpoint(accelerator, checkpoint, state)
-                if accelerator.is_main_process:
-                    loop_utils.rotate_checkpoints(run.checkpoints, recipe.eval.save_total_limit, state.best_checkpoint)
-                accelerator.wait_for_everyone()
-            if last:
+            done = loop_sequence.after_optimizer_step(loop, learning_rate=learning_rate, grad_norm=grad_norm)
+            if done:
                 break
     progress.close()
+    return state.global_step < plan.total_steps
+
+
+def _check_finite(loop: LoopRun, accelerator, loss, learning_rate: float) -> None:
+    """A nan or inf loss in any process stops every process at the same step."""
+    total = accelerator.reduce(loss.detach().float(), reduction="sum") if accelerator.num_processes > 1 else loss
+    try:
+        guards.check_finite_loss(total, loop.state.global_step + 1, learning_rate)
+    except guards.NonFiniteLossError as err:
+        raise UserError(guards.describe_stop(err, loop.run.last_checkpoint())) from None
+
+
+def _train_loader(prepared: Prepared, recipe: Recipe, sampler) -> DataLoader:
+    return DataLoader(
+        prepared.splits["train"],
+        batch_size=recipe.train.batch_size,
+        sampler=sampler,  # seeded: every process draws the same order, and Accelerate hands each its batches
+        collate_fn=prepared.collator,
+        num_workers=recipe.train.num_workers,
+        pin_memory=torch.cuda.is_available(),
+        generator=torch.Generator(),  # starting an epoch draws nothing from the RNG that dropout uses
+    )
+
+
+def _resume_or_start(recipe: Recipe, run: runs.RunDir, accelerator) -> LoopState:
+    """With resume=true, load the last complete checkpoint in every process; else a new state."""
+    if recipe.resume and accelerator.is_main_process:
+        runs.resume_checkpoint(run, recipe)  # removes checkpoints a kill cut off mid-save; says where it goes on
+    accelerator.wait_for_everyone()
+    checkpoint = run.last_checkpoint() if recipe.resume else None
+    if checkpoint is None:
+        return LoopState()
+    accelerator.load_state(str(checkpoint))  # model, optimizer, scheduler, each process's RNG states
+    return LoopState.load(checkpoint)
 
 
 def _warn_single_cpu_process(process) -> None:
@@ -232,7 +225,7 @@ def _warn_single_cpu_process(process) -> None:
         )
 
 
-def _save_checkpoint(accelerator, path: Path, state: LoopState) -> None:
+def _save_checkpoint(path: Path, *, accelerator, state: LoopState) -> None:
     """checkpoint-<step>/: Accelerate's state (model, optimizer, scheduler, RNG of every process) + loop position."""
     accelerator.save_state(str(path))
     accelerator.wait_for_everyone()  # every process has written its RNG states

@@ -16,9 +16,10 @@ import argparse
 import json
 import os
 import sys
+import textwrap
 
 from .errors import UserError
-from .recipe import Recipe, load_recipe, recipe_names, recipes_dir, to_dict
+from .recipe import Recipe, key_docs, load_recipe, recipe_names, recipes_dir, to_dict
 
 
 def _cmd_list(args) -> None:
@@ -36,13 +37,14 @@ def _cmd_show(args) -> None:
     if recipe.model.trust_remote_code:
         print("WARNING: model.trust_remote_code=true runs Python code downloaded with the model", file=sys.stderr)
     print(f"recipe {recipe.name}: {recipe.description}")
+    docs = key_docs()
     for key, value in to_dict(recipe).items():
         if isinstance(value, dict):
             print(f"[{key}]")
             for sub, item in value.items():
-                print(f"  {sub} = {item!r}")
+                _show_key(f"{sub} = {item!r}", docs[f"{key}.{sub}"], indent="  ")
         elif key not in ("name", "description"):
-            print(f"{key} = {value!r}")
+            _show_key(f"{key} = {value!r}", docs[key], indent="")
     print(f"run directory: {recipe.run_dir}")
     args_out = training_arguments(recipe, recipe.run_dir / "checkpoints").to_dict()
     defaults = TrainingArguments(output_dir="x").to_dict()
@@ -51,6 +53,13 @@ def _cmd_show(args) -> None:
         if args_out[key] != defaults.get(key) and key != "output_dir":
             print(f"  {key} = {args_out[key]!r}")
     print(f"  output_dir = {args_out['output_dir']!r}")
+
+
+def _show_key(setting: str, doc: str, indent: str) -> None:
+    """``lr = 0.0001`` and, below it, what the key means (its docstring in recipe.py), wrapped."""
+    print(f"{indent}{setting}")
+    for line in textwrap.wrap(doc, width=100, initial_indent=f"{indent}    # ", subsequent_indent=f"{indent}    # "):
+        print(line)
 
 
 def _cmd_inspect(args) -> None:

@@ -200,7 +200,8 @@ def _read_splits(cfg: DataConfig, task: TaskSpec):
 
 def _check_and_carve(raw, sources: dict[str, str], cfg: DataConfig, task: TaskSpec):
     for split, dataset in raw.items():
-        check_split(dataset, task, sources[split], labelled=split not in task.test_splits)
+        labelled = split not in task.test_splits or is_labelled(dataset, task, sources[split])
+        check_split(dataset, task, sources[split], labelled=labelled)
     if cfg.file:  # checked as one file (row numbers are the file's), then split
         raw = carve_validation(raw["train"], task, cfg.validation_fraction, cfg.split_seed, cfg.file)
     return raw
@@ -243,6 +244,29 @@ def carve_validation(dataset, task: TaskSpec, fraction: float, seed: int, source
     )
 
 
+UNLABELLED = -1
+"""GLUE's label on a test row whose answer is withheld."""
+
+
+def is_labelled(dataset, task: TaskSpec, source: str) -> bool:
+    """Does a test split carry real labels? Then training evaluates on it once, at the end.
+
+    Labelled means a label column that (for GLUE tasks) holds no ``-1``: GLUE's test files mark every row ``-1``.
+    A mix of both is refused, as half of its rows would silently go unscored.
+    """
+    if task.label_column not in dataset.column_names:
+        return False
+    if task.is_custom:
+        return True
+    withheld = [row for row, value in enumerate(dataset[task.label_column]) if value == UNLABELLED]
+    if withheld and len(withheld) < dataset.num_rows:
+        raise UserError(
+            f"{source}: row {withheld[0] + 1}, column {task.label_column!r} is {UNLABELLED} (no label) but other "
+            f"rows are labelled; label every row of a test split, or none"
+        )
+    return not withheld
+
+
 def check_split(dataset, task: TaskSpec, source: str, labelled: bool) -> None:
     """Columns present, texts non-empty, labels of one type and known, before any tokenizing or training."""
     required = list(task.text_columns) + ([task.label_column] if labelled else [])
@@ -259,8 +283,6 @@ def check_split(dataset, task: TaskSpec, source: str, labelled: bool) -> None:
     values = dataset[column]
     _check_label_types(values, source, column)
     for row, value in enumerate(values):
-        if not task.is_custom and value == -1:  # GLUE's marker for an unlabelled (test) row
-            continue
         if encode_label(value, task) is None:
             raise UserError(f"{source}: row {row + 1}, column {column!r} has {value!r}; {_expected_labels(task)}")
 

@@ -53,13 +53,11 @@ def evaluate_run(run_dir: str | Path, split: str | None = None, file: str | None
         splits = data.load_raw_splits(recipe.data, task)
         if name not in splits:
             raise UserError(f"--split {name}: not in the run's data (splits: {', '.join(splits)})")
-        raw = splits[name]
-        if task.label_column in raw.column_names:  # test splits were loaded unchecked: check their labels now
-            data.check_split(raw, task, name, labelled=True)
+        raw = splits[name]  # checked on loading, labels included where the split has them
+    if not data.is_labelled(raw, task, name):
+        raise UserError(f"{name}: has no labels to evaluate against; use `mrpc-finetune predict` instead")
     tokenizer, model = load_run_model(run)
     tokenized = data.tokenize_split(raw, tokenizer, task, recipe.data)
-    if "labels" not in tokenized.column_names or (not task.is_regression and min(tokenized["labels"]) < 0):
-        raise UserError(f"{name}: has no labels to evaluate against; use `mrpc-finetune predict` instead")
     logits = predict_logits(model, tokenized, data.make_collator(tokenizer), recipe.eval.batch_size)
     predictions = predictions_from_logits(logits, task)
     references = tokenized["labels"]

@@ -1,27 +1,22 @@
-"""What the plain PyTorch loop and the Accelerate loop share with each other (and mirror from the Trainer):
-optimizer groups, the step plan, evaluation to metrics, checkpoint bookkeeping and the final metrics dict.
+"""Parts the plain PyTorch loop and the Accelerate loop build from (mirroring the Trainer): optimizer groups, the
+schedule, the step plan, the loop's state, each process's share of the batches, checkpoint bookkeeping.
+The sequence they run with these parts is in ``loop_sequence.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import re
 import shutil
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
 
 from . import data, hardware, runs
-from .pipeline import best_metric_name
 from .recipe import EvalConfig, Recipe, TrainConfig
-from .tasks import TaskSpec
 
 NO_DECAY_PATTERNS = [r"bias", r"layernorm", r"rmsnorm", r"(?:^|\.)norm(?:$|\.)", r"_norm(?:$|\.)"]
 """Parameter names kept free of weight decay, the same patterns the Trainer uses."""
@@ -120,6 +115,8 @@ class LoopState:
     logged_at_step: int = 0
     best_metric: float | None = None
     best_checkpoint: str | None = None
+    evaluations_since_best: int = 0
+    """Evaluations in a row that did not improve on ``best_metric`` (``eval.patience`` stops training at it)."""
 
     FILE = "loop_state.json"
 
@@ -154,11 +151,21 @@ class LoopState:
         self.logged_loss_sum, self.logged_at_step = 0.0, self.global_step
         return logs
 
-    def consider(self, metrics: dict[str, Any], key: str, checkpoint: Path) -> None:
-        """Record ``checkpoint`` as the best one when its ``key`` metric beats the best so far (higher is better)."""
+    def consider(self, metrics: dict[str, Any], key: str, checkpoint: Path, greater_is_better: bool = True) -> None:
+        """Record ``checkpoint`` as the best one when its ``key`` metric beats the best so far (strictly, as the
+        Trainer: a tie keeps the earlier checkpoint), in the metric's direction (loss: lower is better)."""
         value = metrics[key]
-        if self.best_metric is None or value > self.best_metric:
-            self.best_metric, self.best_checkpoint = value, str(checkpoint)
+        beats = self.best_metric is None or (
+            value > self.best_metric if greater_is_better else value < self.best_metric
+        )
+        if beats:
+            self.best_metric, self.best_checkpoint, self.evaluations_since_best = value, str(checkpoint), 0
+        else:
+            self.evaluations_since_best += 1
+
+    def out_of_patience(self, patience: int | None) -> bool:
+        """``eval.patience`` evaluations in a row without improvement: stop, like the Trainer's EarlyStoppingCallback."""
+        return patience is not None and self.evaluations_since_best >= patience
 
     @property
     def train_loss(self) -> float:
@@ -197,107 +204,11 @@ def reseed_sampler(sampler, seed: int, epoch: int) -> None:
         sampler.generator.manual_seed(seed + epoch)
 
 
-def eval_loader(split, batch_size: int, collator, num_workers: int = 0) -> DataLoader:
-    # A private generator: creating the iterator then draws no number from the global RNG that dropout uses.
-    return DataLoader(
-        split, batch_size=batch_size, collate_fn=collator, num_workers=num_workers, generator=torch.Generator()
-    )
-
-
-def eval_prefixes(splits: dict[str, Any]) -> dict[str, str]:
-    """``eval`` for a single evaluation split, ``eval_<split>`` for several: the Trainer's key names."""
-    return {name: "eval" if len(splits) == 1 else f"eval_{name}" for name in splits}
-
-
-def best_metric_key(recipe: Recipe, task: TaskSpec) -> str:
-    return f"eval_{best_metric_name(recipe, task)}"
-
-
-def evaluate(
-    model,
-    loaders: dict[str, DataLoader],
-    task: TaskSpec,
-    compute_metrics: Callable,
-    gather: Callable = lambda tensors: tensors,
-    device: torch.device | None = None,
-    autocast: Callable = contextlib.nullcontext,
-) -> dict[str, Any]:
-    """Loss, task metrics, speed and row count of every evaluation split, keyed like the Trainer's.
-
-    ``gather`` collects logits and labels from every process (``Accelerator.gather_for_metrics``, which drops
-    the rows repeated to even out the last batches), so each example counts exactly once.
-    """
-    from transformers.trainer_utils import speed_metrics
-
-    prefixes = eval_prefixes(loaders)
-    metrics: dict[str, Any] = {}
-    model.eval()
-    for name, loader in loaders.items():
-        started, logits, labels, batches = time.time(), [], [], 0
-        with torch.no_grad():
-            for batch in loader:
-                if device is not None:
-                    batch = {k: v.to(device) for k, v in batch.items()}
-                with autocast():
-                    output = model(**{k: v for k, v in batch.items() if k != "labels"})
-                batch_logits, batch_labels = gather((output.logits.float(), batch["labels"]))
-                logits.append(batch_logits.cpu())
-                labels.append(batch_labels.cpu())
-                batches += 1
-        all_logits, all_labels = torch.cat(logits), torch.cat(labels)
-        if task.is_regression:
-            loss = torch.nn.functional.mse_loss(all_logits.squeeze(-1), all_labels.float())
-        else:
-            loss = torch.nn.functional.cross_entropy(all_logits, all_labels)
-        scores = compute_metrics((all_logits.numpy(), all_labels.numpy()))
-        prefix = prefixes[name]
-        metrics[f"{prefix}_loss"] = loss.item()
-        metrics.update({f"{prefix}_{k}": float(v) for k, v in scores.items()})
-        metrics.update(speed_metrics(prefix, started, num_samples=len(all_labels), num_steps=batches))
-        metrics[f"{prefix}_rows"] = len(all_labels)
-    model.train()
-    return metrics
-
-
-def tensorboard_scalars(logs: dict[str, Any]) -> dict[str, float]:
-    """Logs renamed to the Trainer's TensorBoard tags (``train/loss``, ``eval/f1``); row counts left out."""
-    from transformers.integrations.integration_utils import rewrite_logs
-
-    scalars = {k: v for k, v in logs.items() if isinstance(v, (int, float)) and not k.endswith("_rows")}
-    return rewrite_logs(scalars)
-
-
-def final_scalars(metrics: dict[str, Any]) -> dict[str, float]:
-    """What the Trainer logs at the end: the final evaluation and the training loss and runtime."""
-    chosen = {k: v for k, v in metrics.items() if k.startswith("eval_") or k in ("train_loss", "train_runtime")}
-    return tensorboard_scalars(chosen)
-
-
-def final_metrics(
-    eval_metrics: dict[str, Any],
-    state: LoopState,
-    plan: StepPlan,
-    *,
-    loop: str,
-    precision: str,
-    train_runtime: float,
-    started: float,
-) -> dict[str, Any]:
-    """``metrics.json``: the same keys the Trainer loop writes."""
-    return {
-        **eval_metrics,
-        "epoch": state.epoch_progress(plan),
-        "train_loss": state.train_loss,
-        "train_runtime": round(train_runtime, 4),
-        "global_step": state.global_step,
-        "best_checkpoint": state.best_checkpoint,
-        "loop": loop,
-        "precision": precision,
-        "wall_seconds": time.perf_counter() - started,
-        "peak_memory_mb": runs.peak_memory_mb(),
-    }
-
-
-def eval_rows(eval_splits: dict[str, Any]) -> dict[str, int]:
-    """Rows per evaluation split under the metric key names (``eval_rows`` for one split)."""
-    return {f"{prefix}_rows": len(eval_splits[name]) for name, prefix in eval_prefixes(eval_splits).items()}
+def even_share(batches: list, rank: int, processes: int) -> list:
+    """This process's batches of an epoch: every ``processes``-th one from ``rank``, the last round completed with
+    batches from the start so every process takes as many steps (Accelerate's ``even_batches`` rule)."""
+    if processes == 1:
+        return batches
+    short = -len(batches) % processes
+    padded = batches + [batches[i % len(batches)] for i in range(short)]
+    return padded[rank::processes]

@@ -132,6 +132,38 @@ def _from_hub_or_cache(loader, name: str, **kwargs):
         ) from None
 
 
+POSITION_OFFSET_MODELS = ("roberta", "xlm-roberta", "camembert", "data2vec-text", "xmod")
+"""Models whose position ids start after the padding id, so ``max_position_embeddings`` counts two extra rows."""
+
+
+def max_positions(cfg: ModelConfig) -> int | None:
+    """The longest input the model's position embeddings hold (512 for BERT and MiniLM); None if unknown."""
+    from transformers import AutoConfig
+
+    source = resolve_model_path(cfg.name)
+    kwargs = {"revision": cfg.revision, "trust_remote_code": cfg.trust_remote_code}
+    if source != cfg.name or Path(source).is_dir():
+        config = AutoConfig.from_pretrained(source, **kwargs)
+    else:
+        config = _from_hub_or_cache(AutoConfig.from_pretrained, source, **kwargs)
+    positions = getattr(config, "max_position_embeddings", None)
+    if not isinstance(positions, int):
+        return None
+    if config.model_type in POSITION_OFFSET_MODELS:
+        positions -= (config.pad_token_id or 0) + 1
+    return positions
+
+
+def check_max_length(cfg: ModelConfig, max_length: int) -> None:
+    """Inputs longer than the position embeddings would index past them mid-training: refuse before any run."""
+    limit = max_positions(cfg)
+    if limit is not None and max_length > limit:
+        raise UserError(
+            f"data.max_length={max_length}: model.name={cfg.name} has {limit} positions (max_position_embeddings "
+            f"in its config.json); use data.max_length={limit} or less"
+        )
+
+
 def load_tokenizer(cfg: ModelConfig):
     from transformers import AutoTokenizer
 

@@ -6,16 +6,14 @@ mrpc-finetune new-recipe reviews --from mrpc_minilm data.task=custom data.file=r
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import json
 import re
 import textwrap
 from pathlib import Path
 
-from . import recipe as recipe_module
 from .errors import UserError
-from .recipe import Recipe, load_recipe, recipes_dir
+from .recipe import Recipe, field_docs, load_recipe, recipes_dir
 
 SECTIONS = {"model": "ModelConfig", "data": "DataConfig", "train": "TrainConfig", "eval": "EvalConfig"}
 LEFT_OUT = ("name", "description", "resume", "overwrite")
@@ -53,7 +51,7 @@ def _describe(recipe: Recipe, base: str) -> str:
 def recipe_source(recipe: Recipe, base: str, overrides: list[str]) -> str:
     """Python source of ``RECIPE = Recipe(...)`` naming only the fields that differ from the defaults, each
     with its documentation as a comment."""
-    docs = _field_docs()
+    docs = field_docs()
     defaults = Recipe()
     body, used = [f"    description={_literal(recipe.description)},"], ["Recipe"]
     for field in dataclasses.fields(Recipe):
@@ -107,22 +105,3 @@ def _literal(value) -> str:
 def _comment(doc: str, indent: str) -> list[str]:
     text = " ".join(doc.split())
     return textwrap.wrap(text, width=110, initial_indent=f"{indent}# ", subsequent_indent=f"{indent}# ") if text else []
-
-
-def _field_docs() -> dict[tuple[str, str], str]:
-    """(class name, field) -> the attribute docstring written under the field in recipe.py."""
-    tree = ast.parse(Path(recipe_module.__file__).read_text())
-    docs = {}
-    for node in tree.body:
-        if not isinstance(node, ast.ClassDef):
-            continue
-        for field, doc in zip(node.body, node.body[1:], strict=False):
-            if (
-                isinstance(field, ast.AnnAssign)
-                and isinstance(field.target, ast.Name)
-                and isinstance(doc, ast.Expr)
-                and isinstance(doc.value, ast.Constant)
-                and isinstance(doc.value.value, str)
-            ):
-                docs[(node.name, field.target.id)] = doc.value.value
-    return docs

@@ -6,10 +6,11 @@ All checks of recipe, data and model run here, before a run directory exists, so
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from . import data, hardware, modeling
+from . import data, hardware, modeling, runs, tasks
 from .errors import UserError
 from .recipe import Recipe
 from .tasks import TaskSpec
@@ -25,10 +26,16 @@ class Prepared:
     collator: Any
     precision: str
     """fp32, bf16 or fp16, resolved from ``train.precision`` and the hardware."""
+    labelled_tests: list[str] = field(default_factory=list)
+    """Test splits that carry labels: evaluated once at the end, never used to pick a checkpoint."""
 
     @property
     def eval_splits(self) -> dict[str, Any]:
         return {name: self.splits[name] for name in self.task.eval_splits if name in self.splits}
+
+    @property
+    def test_splits(self) -> dict[str, Any]:
+        return {name: self.splits[name] for name in self.labelled_tests}
 
 
 def prepare(recipe: Recipe, with_model: bool = True) -> Prepared:
@@ -42,16 +49,39 @@ def prepare(recipe: Recipe, with_model: bool = True) -> Prepared:
     tokenizer = modeling.load_tokenizer(recipe.model)
     if with_model:
         modeling.check_local_model(recipe.model, tokenizer)  # before the data, so its errors come first
+    modeling.check_max_length(recipe.model, recipe.data.max_length)
     task, raw = data.load_task_and_splits(recipe.data)  # custom data: label names found in the training rows
+    tasks.check_eval_metric(recipe.eval.metric, task.name, task.metric_names)  # custom: now classes or scores
     missing = [split for split in task.eval_splits if split not in raw]
     if missing:
         where = f"add {missing[0]}.<ext> to data.dir={recipe.data.dir}" if recipe.data.dir else "use data.dir="
         raise UserError(f"data: no {missing[0]} split to evaluate on; {where}, or data.file=PATH to carve one")
+    labelled_tests = [name for name in task.test_splits if name in raw and data.is_labelled(raw[name], task, name)]
     splits = data.tokenize_splits(raw, tokenizer, task, recipe.data)
     set_seed(recipe.seed)  # the classification head's initial weights depend on it
     model = modeling.load_model(recipe.model, task, tokenizer=tokenizer) if with_model else None
     collator = data.make_collator(tokenizer, hardware.pad_to_multiple_of(precision))
-    return Prepared(task, tokenizer, model, splits, collator, precision)
+    return Prepared(task, tokenizer, model, splits, collator, precision, labelled_tests)
+
+
+def prepare_run(
+    recipe: Recipe, *, is_main: bool = True, wait_for_everyone: Callable[[], None] = lambda: None
+) -> tuple[Prepared, runs.RunDir]:
+    """Check and load everything in every process, then let the main process alone create the run directory.
+
+    Under ``torchrun`` / ``accelerate launch`` every process runs this: all check the run directory before any
+    is made, the main process tokenizes first (the others then read its ``Dataset.map`` cache), and only the
+    main process creates, writes and (with overwrite=true) deletes the run directory.
+    """
+    runs.check_can_start(recipe)
+    wait_for_everyone()  # every process has checked before the main one creates anything
+    prepared = prepare(recipe) if is_main else None
+    wait_for_everyone()
+    if not is_main:
+        prepared = prepare(recipe)
+    run = runs.create(recipe) if is_main else runs.RunDir(recipe.run_dir)
+    wait_for_everyone()
+    return prepared, run
 
 
 def check_sources(recipe: Recipe) -> None:
@@ -61,6 +91,11 @@ def check_sources(recipe: Recipe) -> None:
 
 
 def best_metric_name(recipe: Recipe, task: TaskSpec) -> str:
-    """The key that picks the best checkpoint, as the Trainer names it in its eval logs."""
+    """The key that picks the best checkpoint, as the Trainer names it in its eval logs (without ``eval_``)."""
     metric = recipe.eval.metric or task.main_metric
     return f"{task.eval_splits[0]}_{metric}" if len(task.eval_splits) > 1 else metric
+
+
+def greater_is_better(recipe: Recipe, task: TaskSpec) -> bool:
+    """Direction of the selection metric: ``loss`` is best lowest, every task metric highest."""
+    return tasks.greater_is_better(recipe.eval.metric or task.main_metric)

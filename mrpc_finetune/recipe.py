@@ -9,8 +9,10 @@ Every field can be overridden on the command line with a dotted ``KEY=VALUE`` (`
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import difflib
+import functools
 import importlib.util
 import json
 import os
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import UserError
-from .tasks import CUSTOM, GLUE_TASKS
+from .tasks import CUSTOM, GLUE_TASKS, check_eval_metric, eval_metric_choices
 
 TRACKERS = ("tensorboard", "mlflow", "wandb")
 """Values ``train.report_to`` accepts."""
@@ -242,8 +244,10 @@ def _parse(text: str, hint: Any, key: str) -> Any:
             raise UserError(f"{key}: {text!r} is not one of {', '.join(map(str, args))}")
         return text
     if origin in (list, tuple):
-        items = text.strip("[]")
-        return [_parse(item.strip(), args[0], key) for item in items.split(",") if item.strip()]
+        inner = text.strip()
+        if inner.startswith("[") and inner.endswith("]"):
+            inner = inner[1:-1]
+        return [_parse(item, args[0], key) for item in split_list_items(inner, key)]
     if hint is bool:
         lowered = text.lower()
         if lowered in ("true", "1", "yes", "on"):
@@ -256,7 +260,37 @@ def _parse(text: str, hint: Any, key: str) -> Any:
             return hint(text)
         except ValueError:
             raise UserError(f"{key}: expected {hint.__name__}, got {text!r}") from None
+    return _unquote(text)
+
+
+QUOTES = ('"', "'")
+
+
+def _unquote(text: str) -> str:
+    """``"my runs/a=b"`` -> ``my runs/a=b``: quotes around a whole value (kept by make, or typed twice) are not
+    part of it."""
+    if len(text) >= 2 and text[0] in QUOTES and text[-1] == text[0]:
+        return text[1:-1]
     return text
+
+
+def split_list_items(text: str, key: str) -> list[str]:
+    """``a, "b, c", '#1 String'`` -> ``['a', 'b, c', '#1 String']``: commas inside quotes belong to the item."""
+    items, current, quote = [], "", None
+    for char in text:
+        if quote:
+            quote = None if char == quote else quote
+        elif char in QUOTES:
+            quote = char
+        elif char == ",":
+            items.append(current)
+            current = ""
+            continue
+        current += char
+    if quote:
+        raise UserError(f"{key}: unbalanced {quote} in {text!r}")
+    items.append(current)
+    return [_unquote(item.strip()) for item in items if item.strip()]
 
 
 def _coerce(value: Any, hint: Any, key: str) -> Any:
@@ -314,7 +348,13 @@ def apply_overrides(recipe: Recipe, overrides: list[str]) -> Recipe:
         if not sep or not key:
             raise UserError(f"override {item!r} is not KEY=VALUE (e.g. train.lr=3e-5)")
         recipe = _set_path(recipe, key.strip().split("."), value.strip(), key.strip())
+    check_sections_agree(recipe)
     return recipe
+
+
+def check_sections_agree(recipe: Recipe) -> None:
+    """Checks across sections, run once all overrides are in (one at a time, their order would matter)."""
+    check_eval_metric(recipe.eval.metric, recipe.data.task, eval_metric_choices(recipe.data.task))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -349,6 +389,10 @@ def from_dict(values: dict[str, Any], source: str = "recipe") -> Recipe:
                 recipe = _set_path(recipe, key.split("."), item, key)
             except UserError as err:
                 raise UserError(f"{source}: {err}") from None
+    try:
+        check_sections_agree(recipe)
+    except UserError as err:
+        raise UserError(f"{source}: {err}") from None
     return recipe
 
 
@@ -382,3 +426,35 @@ def _load_recipe_file(path: Path) -> Recipe:
     if not isinstance(recipe, Recipe):
         raise UserError(f"{path}: must define RECIPE = Recipe(...)")
     return recipe if recipe.name else dataclasses.replace(recipe, name=path.stem)
+
+
+@functools.cache
+def field_docs() -> dict[tuple[str, str], str]:
+    """(class name, field) -> the attribute docstring written under the field in this file, e.g.
+    ``("TrainConfig", "lr")`` -> ``"Peak learning rate of AdamW."``: ``show`` and ``new-recipe`` print them."""
+    tree = ast.parse(Path(__file__).read_text())
+    docs = {}
+    for node in tree.body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        for field_node, doc in zip(node.body, node.body[1:], strict=False):
+            if (
+                isinstance(field_node, ast.AnnAssign)
+                and isinstance(field_node.target, ast.Name)
+                and isinstance(doc, ast.Expr)
+                and isinstance(doc.value, ast.Constant)
+                and isinstance(doc.value.value, str)
+            ):
+                docs[(node.name, field_node.target.id)] = " ".join(doc.value.value.split())
+    return docs
+
+
+def key_docs() -> dict[str, str]:
+    """Dotted key -> its documentation: ``{"train.lr": "Peak learning rate of AdamW.", ...}``."""
+    docs, hints = field_docs(), _field_types(Recipe)
+    result = {}
+    for key in all_keys():
+        section, _, name = key.rpartition(".")
+        owner = hints[section].__name__ if section else "Recipe"
+        result[key] = docs.get((owner, name), "")
+    return result

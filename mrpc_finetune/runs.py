@@ -121,8 +121,8 @@ def _check_same_recipe(run: RunDir, recipe: Recipe) -> None:
     learning-rate schedule and step count anyway, so a changed recipe would silently not apply."""
     from .recipe import load_recipe
 
-    recorded = _flat(to_dict(load_recipe(str(run.recipe_file))))
-    wanted = _flat(to_dict(recipe))
+    recorded = flat(to_dict(load_recipe(str(run.recipe_file))))
+    wanted = flat(to_dict(recipe))
     changed = [key for key in wanted if key not in RESUME_MAY_CHANGE and wanted[key] != recorded.get(key)]
     if changed:
         key = changed[0]
@@ -134,14 +134,15 @@ def _check_same_recipe(run: RunDir, recipe: Recipe) -> None:
         )
 
 
-def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat = {}
+def flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"lr": 1e-4}}`` -> ``{"train.lr": 1e-4}``: a recipe's dotted keys."""
+    result = {}
     for key, value in values.items():
         if isinstance(value, dict):
-            flat.update(_flat(value, f"{prefix}{key}."))
+            result.update(flat(value, f"{prefix}{key}."))
         else:
-            flat[f"{prefix}{key}"] = value
-    return flat
+            result[f"{prefix}{key}"] = value
+    return result
 
 
 def _check_writable(root: Path) -> None:

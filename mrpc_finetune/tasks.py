@@ -5,12 +5,30 @@ The GLUE entries follow the Hub's ``nyu-mll/glue`` schema, so local files in tha
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, replace
 
 from .errors import UserError
 
 CUSTOM = "custom"
 """``data.task=custom``: your own data; columns from the recipe, label names from the training file."""
+
+
+METRIC_SETS: dict[str, tuple[str, ...]] = {
+    "accuracy": ("accuracy",),
+    "accuracy_f1": ("accuracy", "f1"),
+    "matthews": ("matthews_correlation",),
+    "pearson_spearman": ("pearson", "spearmanr"),
+    "accuracy_f1_macro": ("accuracy", "f1_macro"),
+}
+"""The metrics each metric set of ``mrpc_finetune/glue_metric`` reports (as ``eval_<name>`` in the logs)."""
+
+LOWER_IS_BETTER = ("loss",)
+"""Metrics that pick the best checkpoint by their lowest value; every other one by its highest."""
+
+
+def greater_is_better(metric: str) -> bool:
+    return metric not in LOWER_IS_BETTER
 
 
 @dataclass(frozen=True)
@@ -38,6 +56,11 @@ class TaskSpec:
     def test_splits(self) -> tuple[str, ...]:
         """Unlabelled splits: ``test``, or ``test_matched`` / ``test_mismatched`` beside MNLI's two validations."""
         return tuple(split.replace("validation", "test", 1) for split in self.eval_splits)
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """What ``eval.metric`` may name for this task: the metrics it reports, and ``loss``."""
+        return (*METRIC_SETS[self.metric], *LOWER_IS_BETTER)
 
     @property
     def is_regression(self) -> bool:
@@ -69,6 +92,24 @@ GLUE_TASKS: dict[str, TaskSpec] = {
         TaskSpec("wnli", ("sentence1", "sentence2"), ("not_entailment", "entailment"), "accuracy", "accuracy"),
     ]
 }
+
+
+def check_eval_metric(metric: str | None, task_name: str, choices: tuple[str, ...]) -> None:
+    """``eval.metric`` must be a metric the task reports (or ``loss``), so its direction and key are known."""
+    if metric is None or metric in choices:
+        return
+    close = difflib.get_close_matches(metric, choices, n=1)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    kind = "custom data" if task_name == CUSTOM else f"task {task_name}"
+    raise UserError(f"eval.metric: {metric!r} is not a metric of {kind} ({', '.join(choices)}){hint}")
+
+
+def eval_metric_choices(task_name: str) -> tuple[str, ...]:
+    """Metrics ``eval.metric`` may name before the data is read: custom data may turn out classes or scores."""
+    if task_name != CUSTOM:
+        return get_task(task_name).metric_names
+    sets = (*METRIC_SETS["accuracy_f1_macro"], *METRIC_SETS["pearson_spearman"], *LOWER_IS_BETTER)
+    return tuple(dict.fromkeys(sets))
 
 
 def get_task(name: str) -> TaskSpec:

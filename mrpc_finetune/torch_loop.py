@@ -1,29 +1,72 @@
 """Fine-tune with a plain PyTorch loop: every step in view, same recipe, data, metrics and run layout as the Trainer.
 
 mrpc-finetune train mrpc_minilm loop=torch data.dir=../shared/data/mrpc
+torchrun --nproc_per_node 2 -m mrpc_finetune train mrpc_minilm loop=torch data.dir=../shared/data/mrpc
 make train-loop ARGS="data.dir=../shared/data/mrpc"
+
+Under torchrun each process trains a DistributedDataParallel copy on its share of every epoch's batches (the
+same seeded order in every process); the main process alone writes the run directory.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import time
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch.utils.data import BatchSampler, DataLoader
 from tqdm.auto import tqdm
 
-from . import loop_utils, runs
+from . import guards, loop_sequence, loop_utils, runs
+from .errors import UserError
+from .loop_sequence import LoopRun
 from .loop_utils import LoopState, StepPlan
 from .metrics import compute_metrics_fn
-from .pipeline import Prepared, prepare
-from .recipe import Recipe
+from .pipeline import Prepared, prepare_run
+from .recipe import Recipe, to_dict
+from .trackers import open_trackers
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class Processes:
+    """This process's place in the run: ``rank`` of ``count`` (1 without torchrun) and its device."""
+
+    rank: int
+    count: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def wait_for_everyone(self) -> None:
+        if self.count > 1:
+            dist.barrier()
+
+    def gather(self, value) -> list:
+        """``value`` from every process, in rank order."""
+        if self.count == 1:
+            return [value]
+        values = [None] * self.count
+        dist.all_gather_object(values, value)
+        return values
+
+    def mean(self, value: float) -> float:
+        """The mean of ``value`` over the processes (a sum that is nan or inf anywhere is nan or inf here)."""
+        if self.count == 1:
+            return value
+        total = torch.tensor(value, dtype=torch.float64, device=self.device)
+        dist.all_reduce(total)
+        return total.item() / self.count
 
 
 def main(recipe: Recipe, *, on_evaluate=None) -> dict:
@@ -32,135 +75,154 @@ def main(recipe: Recipe, *, on_evaluate=None) -> dict:
     ``on_evaluate(metrics, step)``: called after each evaluation during training (see ``cli.train_with_loop``).
     """
     started = time.perf_counter()
-    runs.check_can_start(recipe)
-    # Load and check everything before the run directory exists, so bad input leaves nothing behind.
-    prepared = prepare(recipe)
-    compute_metrics = compute_metrics_fn(prepared.task)
-    run = runs.create(recipe)
-    device = _setup_device()
-    model = prepared.model.to(device)
-    train_split = prepared.splits["train"]
-    sampler = loop_utils.train_sampler(train_split, recipe)
-    plan = StepPlan.from_recipe(len(BatchSampler(sampler, recipe.train.batch_size, drop_last=False)), recipe.train)
+    processes = _join_processes()
+    # Check and load everything before the run directory exists, so bad input leaves nothing behind.
+    prepared, run = prepare_run(recipe, is_main=processes.is_main, wait_for_everyone=processes.wait_for_everyone)
+    model = prepared.model.to(processes.device)
+    trained = _distributed(model, processes)  # what the forward pass goes through (DDP under torchrun)
+    sampler = loop_utils.train_sampler(prepared.splits["train"], recipe)
+    batches_per_epoch = len(_epoch_batches(sampler, recipe, 0, processes))
+    plan = StepPlan.from_recipe(batches_per_epoch, recipe.train)
     optimizer = loop_utils.build_optimizer(model, recipe.train)
     scheduler = loop_utils.build_scheduler(optimizer, recipe.train, plan.total_steps)
-    scaler = torch.amp.GradScaler(device.type, enabled=prepared.precision == "fp16")
-    state = LoopState()
-    if checkpoint := runs.resume_checkpoint(run, recipe):
-        state = _load_checkpoint(checkpoint, model, optimizer, scheduler, scaler, device)
-    autocast = _autocast(device, prepared.precision)
-    eval_loaders = {
-        name: loop_utils.eval_loader(split, recipe.eval.batch_size, prepared.collator, recipe.train.num_workers)
-        for name, split in prepared.eval_splits.items()
-    }
-    evaluate = partial(
-        loop_utils.evaluate, model, eval_loaders, prepared.task, compute_metrics, device=device, autocast=autocast
-    )
-    writer = _tensorboard_writer(run)
-
-    training_started = time.time()
-
-    def evaluate_in_training():
-        metrics = evaluate()
-        if on_evaluate:
-            on_evaluate(metrics, state.global_step)
-        return metrics
-
-    _train(
-        recipe,
-        prepared,
-        run,
-        model,
-        sampler,
-        plan,
-        optimizer,
-        scheduler,
-        scaler,
-        state,
-        evaluate_in_training,
-        writer,
-        device,
-    )
-    train_runtime = time.time() - training_started
-
-    if state.best_checkpoint:  # like the Trainer's load_best_model_at_end
-        model.load_state_dict(_load_weights(Path(state.best_checkpoint), device))
-    metrics = loop_utils.final_metrics(
-        evaluate(),
-        state,
-        plan,
-        loop="torch",
+    scaler = torch.amp.GradScaler(processes.device.type, enabled=prepared.precision == "fp16")
+    state = _resume_or_start(recipe, run, model, optimizer, scheduler, scaler, processes)
+    autocast = _autocast(processes.device, prepared.precision)
+    trackers = open_trackers(recipe, run.root, enabled=processes.is_main)
+    trackers.log_params(runs.flat(to_dict(recipe)))
+    loop = LoopRun(
+        name="torch",
+        recipe=recipe,
+        task=prepared.task,
+        run=run,
+        plan=plan,
+        state=state,
+        trackers=trackers,
         precision=prepared.precision,
-        train_runtime=train_runtime,
+        num_processes=processes.count,
         started=started,
+        evaluate=partial(
+            loop_sequence.evaluate,
+            model,
+            task=prepared.task,
+            compute_metrics=compute_metrics_fn(prepared.task),
+            device=processes.device,
+            autocast=autocast,
+            gather=processes.gather,
+        ),
+        save_checkpoint=partial(
+            _save_checkpoint,
+            model=model,
+            tokenizer=prepared.tokenizer,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            scaler=scaler,
+            state=state,
+            processes=processes,
+        ),
+        eval_sets=loop_sequence.eval_sets(prepared, recipe, rank=processes.rank, processes=processes.count),
+        test_sets=loop_sequence.eval_sets(prepared, recipe, test=True, rank=processes.rank, processes=processes.count),
+        is_main=processes.is_main,
+        wait_for_everyone=processes.wait_for_everyone,
+        on_evaluate=on_evaluate,
     )
-    _log(writer, metrics, state.global_step, loop_utils.final_scalars)
-    writer.close()
-    runs.finish(run, model, prepared.tokenizer, metrics)
-    print(runs.summary(run, metrics))
+    try:
+        training_started = time.time()
+        stopped_early = _train(loop, prepared, trained, sampler, optimizer, scheduler, scaler, autocast, processes)
+        train_runtime = time.time() - training_started
+        if state.best_checkpoint:  # like the Trainer's load_best_model_at_end
+            model.load_state_dict(_load_weights(Path(state.best_checkpoint), processes.device))
+        metrics = loop_sequence.finish(
+            loop, model=model, tokenizer=prepared.tokenizer, train_runtime=train_runtime, stopped_early=stopped_early
+        )
+    except BaseException:
+        trackers.close("FAILED")
+        raise
+    trackers.close()
     return metrics
 
 
-def _train(recipe, prepared, run, model, sampler, plan, optimizer, scheduler, scaler, state, evaluate, writer, device):
-    """Optimizer steps until ``plan.total_steps``, evaluating and checkpointing per the recipe's eval strategy."""
-    train, best_key = recipe.train, loop_utils.best_metric_key(recipe, prepared.task)
-    forward = torch.compile(model) if train.torch_compile else model
-    autocast = _autocast(device, prepared.precision)
-    progress = tqdm(total=plan.total_steps, initial=state.global_step, desc="train (torch loop)", unit="step")
-    model.train()
-    step_loss = 0.0
-    while state.global_step < plan.total_steps:
+def _train(loop: LoopRun, prepared: Prepared, trained, sampler, optimizer, scheduler, scaler, autocast, processes):
+    """Optimizer steps until the plan's last one (or early stopping); True if it stopped early."""
+    recipe, plan, state = loop.recipe, loop.plan, loop.state
+    progress = tqdm(
+        total=plan.total_steps,
+        initial=state.global_step,
+        desc="train (torch loop)",
+        unit="step",
+        disable=not processes.is_main,
+    )
+    trained.train()
+    step_loss, done = 0.0, False
+    while not done:
         state.start_epoch(plan)
-        loader = _epoch_loader(prepared, sampler, recipe, state)
-        for batch_index, batch in enumerate(loader, start=state.batches_done):
-            batch = {k: v.to(device) for k, v in batch.items()}
-            with autocast():
-                loss = forward(**batch).loss
-            # Each micro-batch loss is a mean over its rows; dividing by the window's length makes the
-            # accumulated gradient that of the mean over the window, as one large batch would give.
-            window_loss = loss / plan.window_size(batch_index)
-            scaler.scale(window_loss).backward()
-            step_loss += window_loss.item()
+        for batch_index, batch in _epoch_loader(prepared, sampler, recipe, state, processes):
+            batch = {k: v.to(processes.device) for k, v in batch.items()}
+            window = plan.window_size(batch_index)
+            # DDP averages gradients across processes at each backward; skip that until the window's last one.
+            syncs = plan.ends_window(batch_index) or processes.count == 1
+            with contextlib.nullcontext() if syncs else trained.no_sync():
+                with autocast():
+                    loss = trained(**batch).loss
+                # Stop before backward on a nan or inf loss in any process: weights and checkpoints stay finite.
+                learning_rate, loss_value = scheduler.get_last_lr()[0], loss.detach().float().item()
+                _check_finite(loop, processes, loss_value, learning_rate)
+                # Each micro-batch loss is a mean over its rows; dividing by the window's length makes the
+                # accumulated gradient that of the mean over the window, as one large batch would give.
+                scaler.scale(loss / window).backward()
+            step_loss += loss_value / window
             state.batches_done = batch_index + 1
             if not plan.ends_window(batch_index):
                 continue
 
             scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
-            grad_norm = (
-                torch.nn.utils.clip_grad_norm_(model.parameters(), train.max_grad_norm).item()
-                if train.max_grad_norm > 0
-                else None
-            )
-            learning_rate = scheduler.get_last_lr()[0]
+            max_norm = recipe.train.max_grad_norm
+            grad_norm = torch.nn.utils.clip_grad_norm_(trained.parameters(), max_norm).item() if max_norm > 0 else None
             scale_before = scaler.get_scale()
             scaler.step(optimizer)
             scaler.update()
             if scaler.get_scale() >= scale_before:  # a lowered scale means fp16 overflow: the step was skipped
                 scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            state.finish_step(step_loss)
+            state.finish_step(processes.mean(step_loss))
             step_loss = 0.0
             progress.update(1)
-
-            last = state.global_step >= plan.total_steps
-            if loop_utils.logs_now(train, state.global_step, last):
-                _log(writer, state.train_logs(plan, learning_rate, grad_norm), state.global_step)
-            end_of_epoch = state.batches_done == plan.batches_per_epoch
-            if loop_utils.evaluates_now(recipe.eval, state.global_step, end_of_epoch, last):
-                eval_metrics = evaluate()
-                _log(writer, eval_metrics, state.global_step)
-                checkpoint = loop_utils.checkpoint_dir(run, state.global_step)
-                state.consider(eval_metrics, best_key, checkpoint)
-                _save_checkpoint(checkpoint, model, prepared.tokenizer, optimizer, scheduler, scaler, state)
-                loop_utils.rotate_checkpoints(run.checkpoints, recipe.eval.save_total_limit, state.best_checkpoint)
-            if last:
+            done = loop_sequence.after_optimizer_step(loop, learning_rate=learning_rate, grad_norm=grad_norm)
+            if done:
                 break
     progress.close()
+    return state.global_step < plan.total_steps
 
 
-def _setup_device() -> torch.device:
+def _check_finite(loop: LoopRun, processes: Processes, loss: float, learning_rate: float) -> None:
+    try:
+        guards.check_finite_loss(processes.mean(loss), loop.state.global_step + 1, learning_rate)
+    except guards.NonFiniteLossError as err:
+        raise UserError(guards.describe_stop(err, loop.run.last_checkpoint())) from None
+
+
+def _join_processes() -> Processes:
+    """Under torchrun (WORLD_SIZE > 1) join the process group: NCCL on GPUs, gloo on CPUs."""
     loop_utils.enable_tf32_if_supported()
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    count = int(os.environ.get("WORLD_SIZE", "1"))
+    cuda = torch.cuda.is_available()
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = (
+        torch.device(f"cuda:{local_rank}" if cuda else "cpu") if count > 1 else torch.device("cuda" if cuda else "cpu")
+    )
+    if count > 1:
+        if cuda:
+            torch.cuda.set_device(device)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if cuda else "gloo")
+    return Processes(rank=dist.get_rank() if count > 1 else 0, count=count, device=device)
+
+
+def _distributed(model, processes: Processes):
+    if processes.count == 1:
+        return model
+    device_ids = [processes.device.index] if processes.device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
 
 
 def _autocast(device: torch.device, precision: str):
@@ -170,47 +232,47 @@ def _autocast(device: torch.device, precision: str):
     return partial(torch.autocast, device_type=device.type, dtype=AUTOCAST_DTYPES[precision])
 
 
-def _epoch_loader(prepared: Prepared, sampler, recipe: Recipe, state: LoopState) -> DataLoader:
-    """The epoch's batches in the recipe's order, starting after those a resumed run already trained on."""
-    loop_utils.reseed_sampler(sampler, recipe.seed, state.epoch)
+def _epoch_batches(sampler, recipe: Recipe, epoch: int, processes: Processes) -> list[list[int]]:
+    """This process's batches of the epoch: the recipe's order (the same in every process), dealt out evenly."""
+    loop_utils.reseed_sampler(sampler, recipe.seed, epoch)
     batches = list(BatchSampler(sampler, recipe.train.batch_size, drop_last=False))
-    return DataLoader(
+    return loop_utils.even_share(batches, processes.rank, processes.count)
+
+
+def _epoch_loader(prepared: Prepared, sampler, recipe: Recipe, state: LoopState, processes: Processes):
+    """(index, batch) of the epoch, starting after the batches a resumed run already trained on."""
+    batches = _epoch_batches(sampler, recipe, state.epoch, processes)
+    loader = DataLoader(
         prepared.splits["train"],
         batch_sampler=batches[state.batches_done :],
         collate_fn=prepared.collator,
         num_workers=recipe.train.num_workers,
-        pin_memory=torch.cuda.is_available(),
+        pin_memory=processes.device.type == "cuda",
         # A private generator: starting the iterator then draws nothing from the RNG that dropout uses,
         # so a run resumed mid-epoch sees the same dropout masks as an unbroken one.
         generator=torch.Generator(),
     )
+    return enumerate(loader, start=state.batches_done)
 
 
-def _tensorboard_writer(run: runs.RunDir):
-    from torch.utils.tensorboard import SummaryWriter
-
-    return SummaryWriter(log_dir=str(run.tensorboard))
-
-
-def _log(writer, logs: dict, step: int, scalars=loop_utils.tensorboard_scalars) -> None:
-    for tag, value in scalars(logs).items():
-        writer.add_scalar(tag, value, step)
-    writer.flush()
-
-
-def _save_checkpoint(path: Path, model, tokenizer, optimizer, scheduler, scaler, state: LoopState) -> None:
-    """checkpoint-<step>/: model + tokenizer (loadable with from_pretrained), optimizer, scheduler, RNG, position."""
-    path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path, safe_serialization=True)
-    tokenizer.save_pretrained(path)
-    torch.save(optimizer.state_dict(), path / "optimizer.pt")
-    torch.save(scheduler.state_dict(), path / "scheduler.pt")
-    torch.save(scaler.state_dict(), path / "scaler.pt")
+def _save_checkpoint(path: Path, *, model, tokenizer, optimizer, scheduler, scaler, state, processes) -> None:
+    """checkpoint-<step>/: model + tokenizer (loadable with from_pretrained), optimizer, scheduler, each process's
+    RNG states, and last the loop's position. Processes hold the same weights and optimizer state under DDP."""
+    if processes.is_main:
+        path.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(path, safe_serialization=True)
+        tokenizer.save_pretrained(path)
+        torch.save(optimizer.state_dict(), path / "optimizer.pt")
+        torch.save(scheduler.state_dict(), path / "scheduler.pt")
+        torch.save(scaler.state_dict(), path / "scaler.pt")
+    processes.wait_for_everyone()
     rng = {"python": random.getstate(), "numpy": np.random.get_state(), "cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
-    torch.save(rng, path / "rng_state.pth")
-    state.save(path)  # last: a checkpoint with loop_state.json is complete
+    torch.save(rng, path / f"rng_state_{processes.rank}.pth")
+    processes.wait_for_everyone()
+    if processes.is_main:
+        state.save(path)  # last: a checkpoint with loop_state.json is complete
 
 
 def _load_weights(path: Path, device: torch.device) -> dict:
@@ -219,12 +281,20 @@ def _load_weights(path: Path, device: torch.device) -> dict:
     return load_file(str(path / "model.safetensors"), device=str(device))
 
 
-def _load_checkpoint(path: Path, model, optimizer, scheduler, scaler, device: torch.device) -> LoopState:
+def _resume_or_start(recipe, run, model, optimizer, scheduler, scaler, processes: Processes) -> LoopState:
+    """With resume=true, every process loads the last complete checkpoint (its own RNG states); else a new state."""
+    if recipe.resume and processes.is_main:
+        runs.resume_checkpoint(run, recipe)  # removes checkpoints a kill cut off mid-save; says where it goes on
+    processes.wait_for_everyone()
+    path = run.last_checkpoint() if recipe.resume else None
+    if path is None:
+        return LoopState()
+    device = processes.device
     model.load_state_dict(_load_weights(path, device))
     optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=device, weights_only=True))
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
     scaler.load_state_dict(torch.load(path / "scaler.pt", weights_only=True))
-    rng = torch.load(path / "rng_state.pth", weights_only=False)  # our own file: Python and NumPy RNG tuples
+    rng = torch.load(path / f"rng_state_{processes.rank}.pth", weights_only=False)  # our own file: RNG tuples
     random.setstate(rng["python"])
     np.random.set_state(rng["numpy"])
     torch.set_rng_state(rng["cpu"])

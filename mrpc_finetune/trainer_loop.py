@@ -2,6 +2,7 @@
 
 mrpc-finetune train mrpc_minilm data.dir=../shared/data/mrpc
 python -m mrpc_finetune train mrpc_minilm data.dir=../shared/data/mrpc train.max_steps=30 output_dir=/tmp/run
+torchrun --nproc_per_node 2 -m mrpc_finetune train mrpc_minilm data.dir=../shared/data/mrpc   # DDP (gloo on CPU)
 """
 
 from __future__ import annotations
@@ -10,15 +11,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-from transformers import Trainer, TrainerCallback, TrainingArguments
-from transformers.integrations import TensorBoardCallback
+import torch
+from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
 
-from . import data, guards, hardware, loop_utils, runs
+from . import data, guards, hardware, loop_sequence, runs
 from .errors import UserError
 from .metrics import compute_metrics_fn
-from .pipeline import best_metric_name, prepare
-from .recipe import Recipe
+from .pipeline import best_metric_name, greater_is_better, prepare_run
+from .recipe import Recipe, to_dict
 from .tasks import TaskSpec, task_for
+from .trackers import open_trackers
 
 
 class LengthBatchedTrainer(Trainer):
@@ -41,6 +43,11 @@ class LengthBatchedTrainer(Trainer):
         if not _has_input_ids(eval_dataset):
             return super()._get_eval_sampler(eval_dataset)
         return data.length_sorted_order(data.token_lengths(eval_dataset))
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        """Logits and labels only: ``compute_metrics`` computes the loss from all gathered rows (metrics.py)."""
+        loss, logits, labels = super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
+        return (loss, logits, labels) if prediction_loss_only else (None, logits, labels)
 
     def predict(self, test_dataset, ignore_keys=None, metric_key_prefix: str = "test"):
         output = super().predict(test_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
@@ -75,6 +82,7 @@ def training_arguments(
     """The one translation from a recipe to ``TrainingArguments`` (``task``: the one its data resolved to)."""
     train, evaluation = recipe.train, recipe.eval
     precision = precision or hardware.select_precision(train.precision)
+    task = task or task_for(recipe.data)
     evaluates = evaluation.strategy != "no"
     return TrainingArguments(
         output_dir=str(output_dir),
@@ -101,12 +109,13 @@ def training_arguments(
         save_steps=evaluation.steps,
         save_total_limit=evaluation.save_total_limit,
         load_best_model_at_end=evaluates,
-        metric_for_best_model=best_metric_name(recipe, task or task_for(recipe.data)),
-        greater_is_better=True,
+        metric_for_best_model=best_metric_name(recipe, task),
+        greater_is_better=greater_is_better(recipe, task),
         logging_strategy="steps",
         logging_steps=train.logging_steps,
         logging_first_step=True,
-        report_to="none",  # TensorBoard is attached as an explicit callback writing to RUN/tensorboard
+        use_cpu=not torch.cuda.is_available(),  # several CPU processes under torchrun then join with gloo
+        report_to="none",  # train.report_to goes through TrackersCallback, the same trackers as the other loops
     )
 
 
@@ -115,12 +124,22 @@ def main(recipe: Recipe, *, on_evaluate=None) -> dict:
 
     ``on_evaluate(metrics, step)``: called after each evaluation during training (see ``cli.train_with_loop``).
     """
+    from accelerate import PartialState
+
     started = time.perf_counter()
-    runs.check_can_start(recipe)
-    # Load and check everything before the run directory exists, so bad input leaves nothing behind.
-    prepared = prepare(recipe)
-    run = runs.create(recipe)
+    process = PartialState(cpu=not torch.cuda.is_available())  # joins the process group under torchrun
+    # Check and load everything before the run directory exists, so bad input leaves nothing behind.
+    prepared, run = prepare_run(recipe, is_main=process.is_main_process, wait_for_everyone=process.wait_for_everyone)
     args = training_arguments(recipe, run.checkpoints, prepared.precision, prepared.task)
+    trackers = open_trackers(recipe, run.root, enabled=args.process_index == 0)
+    trackers.log_params(runs.flat(to_dict(recipe)))
+    callbacks = [TrackersCallback(trackers), StopOnNonFiniteLoss(recipe.train.lr)]
+    if recipe.eval.patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=recipe.eval.patience))
+    # A classification head returns the mean loss of its batch. Its forward takes **kwargs, so the Trainer would
+    # otherwise take it for a loss divided by the tokens of all processes: multiply it by the process count under
+    # DDP and skip dividing it by train.grad_accum, doubling (tripling, ...) the gradients and the logged losses.
+    prepared.model.accepts_loss_kwargs = False
     trainer = LengthBatchedTrainer(
         model=prepared.model,
         args=args,
@@ -129,15 +148,31 @@ def main(recipe: Recipe, *, on_evaluate=None) -> dict:
         data_collator=prepared.collator,
         processing_class=prepared.tokenizer,
         compute_metrics=compute_metrics_fn(prepared.task),
-        callbacks=[
-            _tensorboard_callback(run.tensorboard),
-            StopOnNonFiniteLoss(recipe.train.lr),
-        ],
+        callbacks=callbacks,
     )
     hook = EvaluationHook(on_evaluate) if on_evaluate else None
     if hook:
         trainer.add_callback(hook)
-    resume_from = runs.resume_checkpoint(run, recipe)
+    try:
+        metrics = _train_and_evaluate(trainer, recipe, prepared, run, hook, started)
+    except BaseException:
+        trackers.close("FAILED")
+        raise
+    if trainer.is_world_process_zero():
+        runs.finish(run, trainer.model, prepared.tokenizer, metrics)
+        trackers.log_final(metrics, run.model)
+        print(runs.summary(run, metrics))
+    trainer.accelerator.wait_for_everyone()
+    trackers.close()
+    return metrics
+
+
+def _train_and_evaluate(trainer, recipe: Recipe, prepared, run: runs.RunDir, hook, started: float) -> dict:
+    """Train (or resume), then evaluate the best checkpoint on the dev split(s) and once on labelled test splits."""
+    resume_from = runs.resume_checkpoint(run, recipe) if trainer.is_world_process_zero() else None
+    trainer.accelerator.wait_for_everyone()
+    if recipe.resume:
+        resume_from = run.last_checkpoint()
     try:
         train_output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     except guards.NonFiniteLossError as err:
@@ -145,23 +180,45 @@ def main(recipe: Recipe, *, on_evaluate=None) -> dict:
             if getattr(callback, "training_bar", None) is not None:
                 callback.training_bar.close()
         raise UserError(guards.describe_stop(err, run.last_checkpoint())) from None
-    if hook:
-        trainer.remove_callback(hook)  # the final evaluation (of the best checkpoint) is not a training one
+    for callback in (hook, EarlyStoppingCallback):  # the final evaluations (of the best checkpoint) are not
+        if callback:  # training ones: no report to on_evaluate, no early-stopping count
+            trainer.remove_callback(callback)
     metrics = trainer.evaluate()
+    for name, prefix in loop_sequence.split_prefixes(list(prepared.test_splits), test=True).items():
+        metrics.update(trainer.evaluate(eval_dataset=prepared.test_splits[name], metric_key_prefix=prefix))
+    metrics.pop("epoch", None)  # the evaluation's copy; run_figures gives the training's
+    state, args = trainer.state, trainer.args
+    metrics.update(loop_sequence.row_counts(prepared.eval_splits))
+    metrics.update(loop_sequence.row_counts(prepared.test_splits, test=True))
     metrics.update(
-        train_loss=train_output.training_loss,
-        train_runtime=train_output.metrics["train_runtime"],
-        global_step=trainer.state.global_step,
-        best_checkpoint=trainer.state.best_model_checkpoint,
-        loop="trainer",
-        precision=prepared.precision,
-        wall_seconds=time.perf_counter() - started,
-        peak_memory_mb=runs.peak_memory_mb(),
+        loop_sequence.run_figures(
+            loop="trainer",
+            precision=prepared.precision,
+            num_processes=args.world_size,
+            batch_size=recipe.train.batch_size,
+            grad_accum=recipe.train.grad_accum,
+            global_step=state.global_step,
+            epoch=state.epoch,
+            train_loss=train_output.training_loss,
+            train_runtime=train_output.metrics["train_runtime"],
+            best_checkpoint=state.best_model_checkpoint,
+            stopped_early=state.global_step < state.max_steps,
+            started=started,
+        )
     )
-    metrics.update(loop_utils.eval_rows(prepared.eval_splits))
-    runs.finish(run, trainer.model, prepared.tokenizer, metrics)
-    print(runs.summary(run, metrics))
     return metrics
+
+
+class TrackersCallback(TrainerCallback):
+    """Every Trainer log line (training, evaluation, test) to the run's trackers, under the TensorBoard tags the
+    other loops use (``train/loss``, ``eval/accuracy``, ``test/f1``); the main process alone writes."""
+
+    def __init__(self, trackers):
+        self.trackers = trackers
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and logs:
+            self.trackers.log(loop_sequence.tensorboard_scalars(logs), state.global_step)
 
 
 class StopOnNonFiniteLoss(TrainerCallback):
@@ -194,13 +251,6 @@ class EvaluationHook(TrainerCallback):
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         if state.is_world_process_zero:
             self.report(metrics, state.global_step)
-
-
-def _tensorboard_callback(log_dir: Path) -> TensorBoardCallback:
-    """Trainer's TensorBoard logger, pinned to RUN/tensorboard (it reopens its writer for the final evaluation)."""
-    callback = TensorBoardCallback()
-    callback.logging_dir = str(log_dir)
-    return callback
 
 
 def _single_or_dict(splits: dict):

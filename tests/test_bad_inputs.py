@@ -286,12 +286,12 @@ def test_half_written_checkpoints_are_never_resumed_from(tmp_path, capsys):
 
 
 def test_unwritable_output_dir_fails_before_any_work(capsys, tiny_overrides, tmp_path, monkeypatch):
-    import mrpc_finetune.trainer_loop as trainer_loop
+    from mrpc_finetune import pipeline
 
     def no_work(*args, **kwargs):
         raise AssertionError("data and model were loaded before output_dir was checked")
 
-    monkeypatch.setattr(trainer_loop, "prepare", no_work)
+    monkeypatch.setattr(pipeline, "prepare", no_work)
     blocker = tmp_path / "a_file"
     blocker.write_text("")
     code, _, err = run_cli(capsys, "train", "mrpc_minilm", *tiny_overrides, f"output_dir={blocker / 'run'}")

@@ -12,16 +12,20 @@ def test_mrpc_accuracy_and_f1():
     result = compute_metrics_fn(get_task("mrpc"))((logits, np.array([1, 0, 0, 0])))
     assert result["accuracy"] == pytest.approx(0.75)
     assert result["f1"] == pytest.approx(2 / 3)  # precision 1/2, recall 1
+    # the loss is the mean cross-entropy of the rows: -log softmax(logits)[label]
+    log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    assert result["loss"] == pytest.approx(-log_softmax[np.arange(4), [1, 0, 0, 0]].mean(), rel=1e-6)
 
 
 def test_cola_matthews():
     logits = np.array([[0.0, 1.0], [1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
     result = compute_metrics_fn(get_task("cola"))((logits, np.array([1, 0, 1, 0])))
-    assert result == {"matthews_correlation": pytest.approx(1.0)}
+    assert set(result) == {"loss", "matthews_correlation"} and result["matthews_correlation"] == pytest.approx(1.0)
 
 
 def test_stsb_correlations():
     scores = np.array([[1.0], [2.0], [3.0], [4.0]])
     result = compute_metrics_fn(get_task("stsb"))((scores, np.array([1.0, 2.0, 3.5, 3.0])))
-    assert set(result) == {"pearson", "spearmanr"}
+    assert set(result) == {"loss", "pearson", "spearmanr"}
     assert result["spearmanr"] == pytest.approx(0.8)
+    assert result["loss"] == pytest.approx((0 + 0 + 0.25 + 1) / 4)  # mean squared error
