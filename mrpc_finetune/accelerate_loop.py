@@ -141,43 +141,45 @@ def _train(loop: LoopRun, accelerator, model, sampler, train_loader, optimizer, 
     model.train()
     step_loss = torch.zeros((), device=accelerator.device)
     done = False
-    while not done:
-        state.start_epoch(plan)
-        loop_utils.reseed_sampler(sampler, recipe.seed, state.epoch)
-        loader = (
-            accelerator.skip_first_batches(train_loader, state.batches_done) if state.batches_done else train_loader
-        )
-        # Accelerate's loader sets its sampler's epoch to how often *this process* iterated it, which after a
-        # resume is not the run's epoch: tell it, or the resumed epochs replay epoch 0's batch order.
-        loader.set_epoch(state.epoch)
-        for batch_index, batch in enumerate(loader, start=state.batches_done):
-            with accelerator.accumulate(model):
-                loss = model(**batch).loss
-                learning_rate = scheduler.get_last_lr()[0]
-                _check_finite(loop, accelerator, loss, learning_rate)  # before backward: weights stay finite
-                window = plan.window_size(batch_index)
-                # backward() divides by grad_accum; a short last window of the epoch divides by its own length,
-                # so every optimizer step follows the mean loss over the micro-batches it saw.
-                accelerator.backward(loss * (plan.grad_accum / window))
-                step_loss += loss.detach() / window
-                grad_norm = None
-                if accelerator.sync_gradients and recipe.train.max_grad_norm > 0:
-                    norm = accelerator.clip_grad_norm_(model.parameters(), recipe.train.max_grad_norm)
-                    grad_norm = None if norm is None else float(norm)  # DeepSpeed clips inside its step
-                optimizer.step()  # Accelerate makes these no-ops until the window is complete
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            state.batches_done = batch_index + 1
-            if not accelerator.sync_gradients:
-                continue
+    try:
+        while not done:
+            state.start_epoch(plan)
+            loop_utils.reseed_sampler(sampler, recipe.seed, state.epoch)
+            loader = (
+                accelerator.skip_first_batches(train_loader, state.batches_done) if state.batches_done else train_loader
+            )
+            # Accelerate's loader sets its sampler's epoch to how often *this process* iterated it, which after a
+            # resume is not the run's epoch: tell it, or the resumed epochs replay epoch 0's batch order.
+            loader.set_epoch(state.epoch)
+            for batch_index, batch in enumerate(loader, start=state.batches_done):
+                with accelerator.accumulate(model):
+                    loss = model(**batch).loss
+                    learning_rate = scheduler.get_last_lr()[0]
+                    _check_finite(loop, accelerator, loss, learning_rate)  # before backward: weights stay finite
+                    window = plan.window_size(batch_index)
+                    # backward() divides by grad_accum; a short last window of the epoch divides by its own length,
+                    # so every optimizer step follows the mean loss over the micro-batches it saw.
+                    accelerator.backward(loss * (plan.grad_accum / window))
+                    step_loss += loss.detach() / window
+                    grad_norm = None
+                    if accelerator.sync_gradients and recipe.train.max_grad_norm > 0:
+                        norm = accelerator.clip_grad_norm_(model.parameters(), recipe.train.max_grad_norm)
+                        grad_norm = None if norm is None else float(norm)  # DeepSpeed clips inside its step
+                    optimizer.step()  # Accelerate makes these no-ops until the window is complete
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                state.batches_done = batch_index + 1
+                if not accelerator.sync_gradients:
+                    continue
 
-            state.finish_step(accelerator.reduce(step_loss, reduction="mean").item())
-            step_loss.zero_()
-            progress.update(1)
-            done = loop_sequence.after_optimizer_step(loop, learning_rate=learning_rate, grad_norm=grad_norm)
-            if done:
-                break
-    progress.close()
+                state.finish_step(accelerator.reduce(step_loss, reduction="mean").item())
+                step_loss.zero_()
+                progress.update(1)
+                done = loop_sequence.after_optimizer_step(loop, learning_rate=learning_rate, grad_norm=grad_norm)
+                if done:
+                    break
+    finally:
+        progress.close()  # before any error message, so it stands on its own line
     return state.global_step < plan.total_steps
 
 

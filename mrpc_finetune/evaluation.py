@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from . import data, runs
 from .errors import UserError
 from .inference import predict_logits
-from .metrics import load_metric, predictions_from_logits
+from .metrics import load_metric, loss_from_logits, predictions_from_logits
 from .tasks import CUSTOM, TaskSpec, task_for
 
 
@@ -61,9 +63,9 @@ def evaluate_run(run_dir: str | Path, split: str | None = None, file: str | None
     logits = predict_logits(model, tokenized, data.make_collator(tokenizer), recipe.eval.batch_size)
     predictions = predictions_from_logits(logits, task)
     references = tokenized["labels"]
-    metrics = {
-        f"eval_{k}": v for k, v in load_metric(task).compute(predictions=predictions, references=references).items()
-    }
+    scores = load_metric(task).compute(predictions=predictions, references=references)
+    metrics = {"eval_loss": loss_from_logits(logits, np.asarray(references), task)}
+    metrics.update({f"eval_{k}": v for k, v in scores.items()})
     metrics["eval_rows"] = len(references)
     if not task.is_regression:
         from sklearn.metrics import confusion_matrix

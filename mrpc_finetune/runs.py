@@ -259,13 +259,20 @@ def finish(run: RunDir, model, tokenizer, metrics: dict[str, Any]) -> None:
 
 
 def summary(run: RunDir, metrics: dict[str, Any]) -> str:
-    shown = "  ".join(
-        f"{k}={v:.4f}"
-        for k, v in metrics.items()
-        if k.startswith("eval_") and isinstance(v, float) and not k.endswith(("runtime", "per_second", "loss"))
-    )
+    """What a finished run prints: the dev metrics, the held-out test metrics (marked as never used to pick the
+    checkpoint), and where everything is."""
+
+    def shown(prefix: str) -> str:
+        return "  ".join(
+            f"{k}={v:.4f}"
+            for k, v in metrics.items()
+            if k.startswith(prefix) and isinstance(v, float) and not k.endswith(("runtime", "per_second", "loss"))
+        )
+
+    test = shown("test")
+    held_out = f"\n  held out:    {test}  (not used for selection)" if test else ""
     return (
-        f"done: {shown}\n"
+        f"done: {shown('eval_')}{held_out}\n"
         f"  run:         {run.root}\n"
         f"  model:       {run.model}\n"
         f"  metrics:     {run.metrics_file}\n"

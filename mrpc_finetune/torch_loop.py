@@ -154,43 +154,47 @@ def _train(loop: LoopRun, prepared: Prepared, trained, sampler, optimizer, sched
     )
     trained.train()
     step_loss, done = 0.0, False
-    while not done:
-        state.start_epoch(plan)
-        for batch_index, batch in _epoch_loader(prepared, sampler, recipe, state, processes):
-            batch = {k: v.to(processes.device) for k, v in batch.items()}
-            window = plan.window_size(batch_index)
-            # DDP averages gradients across processes at each backward; skip that until the window's last one.
-            syncs = plan.ends_window(batch_index) or processes.count == 1
-            with contextlib.nullcontext() if syncs else trained.no_sync():
-                with autocast():
-                    loss = trained(**batch).loss
-                # Stop before backward on a nan or inf loss in any process: weights and checkpoints stay finite.
-                learning_rate, loss_value = scheduler.get_last_lr()[0], loss.detach().float().item()
-                _check_finite(loop, processes, loss_value, learning_rate)
-                # Each micro-batch loss is a mean over its rows; dividing by the window's length makes the
-                # accumulated gradient that of the mean over the window, as one large batch would give.
-                scaler.scale(loss / window).backward()
-            step_loss += loss_value / window
-            state.batches_done = batch_index + 1
-            if not plan.ends_window(batch_index):
-                continue
+    try:
+        while not done:
+            state.start_epoch(plan)
+            for batch_index, batch in _epoch_loader(prepared, sampler, recipe, state, processes):
+                batch = {k: v.to(processes.device) for k, v in batch.items()}
+                window = plan.window_size(batch_index)
+                # DDP averages gradients across processes at each backward; skip that until the window's last one.
+                syncs = plan.ends_window(batch_index) or processes.count == 1
+                with contextlib.nullcontext() if syncs else trained.no_sync():
+                    with autocast():
+                        loss = trained(**batch).loss
+                    # Stop before backward on a nan or inf loss in any process: weights and checkpoints stay finite.
+                    learning_rate, loss_value = scheduler.get_last_lr()[0], loss.detach().float().item()
+                    _check_finite(loop, processes, loss_value, learning_rate)
+                    # Each micro-batch loss is a mean over its rows; dividing by the window's length makes the
+                    # accumulated gradient that of the mean over the window, as one large batch would give.
+                    scaler.scale(loss / window).backward()
+                step_loss += loss_value / window
+                state.batches_done = batch_index + 1
+                if not plan.ends_window(batch_index):
+                    continue
 
-            scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
-            max_norm = recipe.train.max_grad_norm
-            grad_norm = torch.nn.utils.clip_grad_norm_(trained.parameters(), max_norm).item() if max_norm > 0 else None
-            scale_before = scaler.get_scale()
-            scaler.step(optimizer)
-            scaler.update()
-            if scaler.get_scale() >= scale_before:  # a lowered scale means fp16 overflow: the step was skipped
-                scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            state.finish_step(processes.mean(step_loss))
-            step_loss = 0.0
-            progress.update(1)
-            done = loop_sequence.after_optimizer_step(loop, learning_rate=learning_rate, grad_norm=grad_norm)
-            if done:
-                break
-    progress.close()
+                scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
+                max_norm = recipe.train.max_grad_norm
+                grad_norm = (
+                    torch.nn.utils.clip_grad_norm_(trained.parameters(), max_norm).item() if max_norm > 0 else None
+                )
+                scale_before = scaler.get_scale()
+                scaler.step(optimizer)
+                scaler.update()
+                if scaler.get_scale() >= scale_before:  # a lowered scale means fp16 overflow: the step was skipped
+                    scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                state.finish_step(processes.mean(step_loss))
+                step_loss = 0.0
+                progress.update(1)
+                done = loop_sequence.after_optimizer_step(loop, learning_rate=learning_rate, grad_norm=grad_norm)
+                if done:
+                    break
+    finally:
+        progress.close()  # before any error message, so it stands on its own line
     return state.global_step < plan.total_steps
 
 

@@ -133,7 +133,7 @@ def main(recipe: Recipe, *, on_evaluate=None) -> dict:
     args = training_arguments(recipe, run.checkpoints, prepared.precision, prepared.task)
     trackers = open_trackers(recipe, run.root, enabled=args.process_index == 0)
     trackers.log_params(runs.flat(to_dict(recipe)))
-    callbacks = [TrackersCallback(trackers), StopOnNonFiniteLoss(recipe.train.lr)]
+    callbacks = [TrackersCallback(trackers), StopOnNonFiniteLoss(recipe.train.lr), LogAtEachSaveAndEnd()]
     if recipe.eval.patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=recipe.eval.patience))
     # A classification head returns the mean loss of its batch. Its forward takes **kwargs, so the Trainer would
@@ -150,7 +150,8 @@ def main(recipe: Recipe, *, on_evaluate=None) -> dict:
         compute_metrics=compute_metrics_fn(prepared.task),
         callbacks=callbacks,
     )
-    hook = EvaluationHook(on_evaluate) if on_evaluate else None
+    prefixes = list(loop_sequence.split_prefixes(list(prepared.eval_splits)).values())
+    hook = EvaluationHook(on_evaluate, prefixes) if on_evaluate else None
     if hook:
         trainer.add_callback(hook)
     try:
@@ -199,7 +200,7 @@ def _train_and_evaluate(trainer, recipe: Recipe, prepared, run: runs.RunDir, hoo
             grad_accum=recipe.train.grad_accum,
             global_step=state.global_step,
             epoch=state.epoch,
-            train_loss=train_output.training_loss,
+            train_loss=mean_train_loss(state.log_history, state.global_step),
             train_runtime=train_output.metrics["train_runtime"],
             best_checkpoint=state.best_model_checkpoint,
             stopped_early=state.global_step < state.max_steps,
@@ -207,6 +208,25 @@ def _train_and_evaluate(trainer, recipe: Recipe, prepared, run: runs.RunDir, hoo
         )
     )
     return metrics
+
+
+class LogAtEachSaveAndEnd(TrainerCallback):
+    """Log the training loss at every checkpoint and at the last step, so that the log history (saved in every
+    checkpoint, restored by resume=true) holds each step's loss exactly once: see ``mean_train_loss``."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if control.should_save or state.global_step >= state.max_steps:
+            control.should_log = True
+
+
+def mean_train_loss(log_history: list[dict], global_step: int) -> float:
+    """The mean training loss over every step of the run, resumed or not. (The Trainer's own ``training_loss``
+    averages only the steps since the last resume.) Each logged ``loss`` is the mean since the previous log."""
+    total, previous = 0.0, 0
+    for entry in sorted((e for e in log_history if "loss" in e), key=lambda e: e["step"]):
+        total += entry["loss"] * (entry["step"] - previous)
+        previous = entry["step"]
+    return total / max(global_step, 1)
 
 
 class TrackersCallback(TrainerCallback):
@@ -243,13 +263,18 @@ class StopOnNonFiniteLoss(TrainerCallback):
 
 
 class EvaluationHook(TrainerCallback):
-    """Hand each evaluation's metrics to ``on_evaluate(metrics, step)`` on the main process."""
+    """Hand each evaluation's metrics to ``on_evaluate(metrics, step)`` on the main process. With two dev splits
+    (MNLI) the Trainer evaluates them one after the other: their metrics are handed over together."""
 
-    def __init__(self, report):
-        self.report = report
+    def __init__(self, report, prefixes: list[str]):
+        self.report, self.prefixes, self.pending = report, prefixes, {}
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        if state.is_world_process_zero:
+        if not state.is_world_process_zero:
+            return
+        self.pending.update(metrics or {})
+        if all(f"{prefix}_loss" in self.pending for prefix in self.prefixes):
+            metrics, self.pending = self.pending, {}
             self.report(metrics, state.global_step)
 
 

@@ -122,14 +122,6 @@ def tiny_overrides(tiny_model_dir, tiny_mrpc_dir, tmp_path) -> list[str]:
     ]
 
 
-@pytest.fixture(scope="session")
-def trainer_reference(tiny_model_dir, tiny_mrpc_dir, tmp_path_factory) -> dict:
-    """What a short Trainer run writes (metrics.json keys, TensorBoard tags): the other loops must match it."""
-    from .loop_checks import trainer_reference as reference
-
-    return reference(tiny_model_dir, tiny_mrpc_dir, tmp_path_factory.mktemp("trainer_reference"))
-
-
 @pytest.fixture
 def one_torch_thread():
     """Tiny models on a shared 2-core machine: one intra-op thread avoids OpenMP threads fighting for the cores."""

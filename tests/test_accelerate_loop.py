@@ -1,5 +1,5 @@
-"""The Accelerate loop on a tiny random BERT (CPU, seconds): the same checks as the torch loop, plus a 2-process
-gloo run that must count every validation row exactly once and end with the same weights in both processes."""
+"""``accelerate launch`` of the Accelerate loop (the loop contract in test_loop_contract.py covers it otherwise): a
+2-process gloo run counts every validation row exactly once and ends with the same weights in both processes."""
 
 from __future__ import annotations
 
@@ -13,14 +13,13 @@ import numpy as np
 import pytest
 import torch
 
-from mrpc_finetune import accelerate_loop, data, runs
+from mrpc_finetune import data, runs
 from mrpc_finetune.evaluation import evaluate_run, load_run_model
 from mrpc_finetune.inference import predict_logits
 from mrpc_finetune.recipe import load_recipe
 from mrpc_finetune.tasks import get_task
 
 from .conftest import REPO, mrpc_rows, write_jsonl
-from .loop_checks import check_accumulation, check_resume, check_smoke
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread", "fresh_accelerate_state")
 
@@ -38,20 +37,6 @@ def fresh_accelerate_state():
     reset_accelerate_state()
     yield
     reset_accelerate_state()
-
-
-def test_accelerate_loop_smoke(tiny_overrides, tiny_model_dir, trainer_reference):
-    recipe = load_recipe("mrpc_minilm", [*tiny_overrides, "loop=accelerate"])
-    check_smoke(accelerate_loop.main, recipe, tiny_model_dir, trainer_reference)
-
-
-def test_accelerate_loop_resume_matches_unbroken_run(tiny_overrides, tmp_path, monkeypatch):
-    overrides = [*tiny_overrides, "loop=accelerate"]
-    check_resume(accelerate_loop, overrides, tmp_path, monkeypatch, between_runs=reset_accelerate_state)
-
-
-def test_accelerate_loop_accumulation_matches_large_batch(tiny_overrides, tmp_path, monkeypatch):
-    check_accumulation(accelerate_loop.main, [*tiny_overrides, "loop=accelerate"], tmp_path, monkeypatch)
 
 
 def _free_port() -> int:

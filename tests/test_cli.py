@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from mrpc_finetune.cli import main
+from mrpc_finetune.hardware import pad_to_multiple_of, select_precision
 
 from .conftest import SHARED_MRPC, requires_shared_mrpc
 
@@ -23,6 +24,14 @@ def test_list(capsys):
     code, out, _ = run_cli(capsys, "list")
     assert code == 0
     assert "mrpc " in out and "mrpc_minilm" in out
+
+
+def test_show_says_what_each_key_means(capsys):
+    code, out, _ = run_cli(capsys, "show", "mrpc_minilm")
+    assert code == 0
+    lines = out.splitlines()
+    lr = next(i for i, line in enumerate(lines) if line.strip().startswith("lr = "))
+    assert lines[lr + 1].strip() == "# Peak learning rate of AdamW."
 
 
 def test_show_prints_recipe_and_training_arguments(capsys):
@@ -99,10 +108,12 @@ def test_inspect_reference_batch(capsys):
     report = json.loads(out.strip().splitlines()[-1])
     assert report["rows"] == 3668
     assert report["first_lengths"] == [50, 59, 47, 67, 59, 50, 62, 32]
+    multiple = pad_to_multiple_of(select_precision("auto")) or 1  # 72 on a CUDA host (bf16/fp16 pad to 8), 67 on CPU
+    width = -(-67 // multiple) * multiple
     assert report["batch_shapes"] == {
-        "input_ids": [8, 67],
-        "token_type_ids": [8, 67],
-        "attention_mask": [8, 67],
+        "input_ids": [8, width],
+        "token_type_ids": [8, width],
+        "attention_mask": [8, width],
         "labels": [8],
     }
 

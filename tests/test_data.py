@@ -206,3 +206,16 @@ def test_map_cache_is_reused(tmp_path, tokenizer):
     second = data.tokenize_split(data.load_split_file(tmp_path / "train.jsonl"), tokenizer, MRPC, cfg)
     assert first._fingerprint == second._fingerprint
     assert first.cache_files and first.cache_files == second.cache_files  # the second run read the first's cache
+
+
+def test_a_test_split_is_labelled_unless_glue_marks_it_minus_one(tmp_path):
+    task = get_task("mrpc")
+    rows = [{"sentence1": "a b", "sentence2": "c d", "label": label, "idx": i} for i, label in enumerate([1, 0, 1])]
+    labelled = data.load_split_file(write_jsonl(tmp_path / "a.jsonl", rows))
+    withheld = data.load_split_file(write_jsonl(tmp_path / "b.jsonl", [{**r, "label": -1} for r in rows]))
+    mixed = data.load_split_file(write_jsonl(tmp_path / "c.jsonl", [*rows[:2], {**rows[2], "label": -1}]))
+    assert data.is_labelled(labelled, task, "a.jsonl") and not data.is_labelled(withheld, task, "b.jsonl")
+    with pytest.raises(
+        UserError, match=r"c.jsonl: row 3, column 'label' is -1 \(no label\) but other rows are labelled"
+    ):
+        data.is_labelled(mixed, task, "c.jsonl")

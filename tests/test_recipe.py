@@ -8,7 +8,17 @@ import pytest
 from transformers import TrainingArguments
 
 from mrpc_finetune.errors import UserError
-from mrpc_finetune.recipe import Recipe, all_keys, apply_overrides, from_dict, load_recipe, recipe_names, to_dict
+from mrpc_finetune.hardware import select_precision
+from mrpc_finetune.recipe import (
+    Recipe,
+    all_keys,
+    apply_overrides,
+    from_dict,
+    key_docs,
+    load_recipe,
+    recipe_names,
+    to_dict,
+)
 from mrpc_finetune.trainer_loop import training_arguments
 
 
@@ -22,7 +32,8 @@ def test_every_recipe_becomes_training_arguments(name, tmp_path):
     assert args.per_device_train_batch_size == recipe.train.batch_size
     assert args.train_sampling_strategy == recipe.train.sampler
     assert args.eval_strategy == "epoch" and args.save_strategy == "epoch" and args.load_best_model_at_end
-    assert not args.bf16 and not args.fp16  # this CPU runs fp32
+    precision = select_precision(recipe.train.precision)  # fp32 on a CPU, bf16 or fp16 on a CUDA host
+    assert (args.bf16, args.fp16) == (precision == "bf16", precision == "fp16")
     assert args.report_to in ("none", [], ["none"])
 
 
@@ -77,6 +88,13 @@ def test_overrides_are_typed():
         ("resume=maybe", "resume: expected true or false"),
         ("train=1", "train is a section"),
         ("noequals", "is not KEY=VALUE"),
+        ("train.report_to=[mlfow]", "train.report_to: unknown tracker 'mlfow'; known: tensorboard, mlflow, wandb"),
+        ("eval.patience=0", "eval.patience: must be >= 1, got 0"),
+        (
+            "eval.metric=acuracy",
+            "eval.metric: 'acuracy' is not a metric of task mrpc (accuracy, f1, loss); did you mean",
+        ),
+        ('data.text_columns=["a,b', 'data.text_columns: unbalanced " in'),
     ],
 )
 def test_bad_overrides_are_one_line_errors(override, message):
@@ -108,3 +126,36 @@ def test_saved_recipe_with_bad_values_is_rejected():
 def test_resume_and_overwrite_exclude_each_other():
     with pytest.raises(UserError, match="exclude each other"):
         apply_overrides(Recipe(), ["resume=true", "overwrite=true"])
+
+
+def test_quoted_overrides_keep_spaces_commas_and_equals():
+    recipe = apply_overrides(
+        Recipe(),
+        [
+            "data.task=custom",
+            'data.text_columns=["#1 String", "#2 String"]',
+            "data.label_column='Quality'",
+            'output_dir="my runs/lr=3e-5, seed 1"',
+        ],
+    )
+    assert recipe.data.text_columns == ["#1 String", "#2 String"]
+    assert recipe.data.label_column == "Quality" and recipe.output_dir == "my runs/lr=3e-5, seed 1"
+    assert apply_overrides(Recipe(), ["data.task=custom", "data.text_columns=[a, 'b, c']"]).data.text_columns == [
+        "a",
+        "b, c",
+    ]
+
+
+def test_cross_section_checks_do_not_depend_on_override_order():
+    assert apply_overrides(Recipe(), ["eval.metric=pearson", "data.task=stsb"]).eval.metric == "pearson"
+    assert apply_overrides(Recipe(), ["data.task=stsb", "eval.metric=pearson"]).eval.metric == "pearson"
+    assert apply_overrides(Recipe(), ["data.task=custom", "eval.metric=f1_macro"]).eval.metric == "f1_macro"
+    with pytest.raises(UserError, match="not a metric of task stsb"):
+        from_dict({"data": {"task": "stsb"}, "eval": {"metric": "accuracy"}})
+
+
+def test_every_key_has_documentation():
+    docs = key_docs()
+    assert set(docs) == set(all_keys())
+    assert [key for key, doc in docs.items() if not doc] == []
+    assert docs["train.lr"] == "Peak learning rate of AdamW."

@@ -1,0 +1,506 @@
+"""The loop contract: every test here runs against every loop (``loop=trainer``, ``torch``, ``accelerate``).
+
+A loop keeps the README's promises when it passes this module: it learns; a nan or inf loss stops it with exit 2
+and finite checkpoints; the best checkpoint follows the metric's direction; SIGKILL + ``resume=true`` ends where
+an unbroken run ends; it writes the same ``metrics.json`` keys and TensorBoard tags; regression and two dev splits
+work; gradient accumulation equals a large batch; ``eval.patience`` stops it; a labelled test split is scored once
+and never picks a checkpoint; bad ``eval.metric`` / ``data.max_length`` stop it before any run; and under
+``torchrun`` two processes write one run whose metrics equal a single-process evaluation of its model.
+Tiny random BERT on CPU; each run takes seconds.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import random
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mrpc_finetune import loop_utils, runs, trainer_loop
+from mrpc_finetune.cli import main as cli_main
+from mrpc_finetune.cli import train_with_loop
+from mrpc_finetune.evaluation import evaluate_run
+from mrpc_finetune.recipe import load_recipe
+
+from .conftest import REPO, mrpc_rows, write_jsonl
+
+LOOPS = ["trainer", "torch", "accelerate"]
+ON_CPU = not torch.cuda.is_available()
+CLOSE = 1e-5 if ON_CPU else 2e-2
+"""Relative tolerance between runs that should compute the same numbers (looser under a GPU's mixed precision)."""
+
+
+def reset_accelerate_state() -> None:
+    """Accelerate keeps process-wide singletons; each run in this process starts from a clean state."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+
+
+@pytest.fixture(params=LOOPS)
+def loop(request):
+    reset_accelerate_state()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: more threads only fight over the shared cores
+    yield request.param
+    torch.set_num_threads(threads)
+    reset_accelerate_state()
+
+
+def keyword_rows(n: int, seed: int) -> list[dict]:
+    """SST-2-schema rows whose label is a keyword's sentiment, hidden among filler words: learnable in seconds."""
+    filler = [
+        "the",
+        "a",
+        "movie",
+        "film",
+        "story",
+        "plot",
+        "actors",
+        "scenes",
+        "was",
+        "is",
+        "it",
+        "this",
+        "that",
+        "with",
+        "and",
+        "of",
+        "on",
+    ]
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = i % 2
+        words = [rng.choice(filler) for _ in range(rng.randint(4, 10))]
+        keyword = rng.choice(["excellent", "wonderful"] if label else ["terrible", "awful"])
+        words.insert(rng.randrange(len(words) + 1), keyword)
+        rows.append({"sentence": " ".join(words), "label": label, "idx": i})
+    return rows
+
+
+@pytest.fixture(scope="module")
+def keyword_dir(tmp_path_factory) -> Path:
+    """train (96 rows), validation (40) and a labelled test split: validation with every label flipped, so a model
+    scores 1 - accuracy on it, and picking checkpoints by it would pick the worst."""
+    folder = tmp_path_factory.mktemp("keyword")
+    validation = keyword_rows(40, seed=2)
+    write_jsonl(folder / "train.jsonl", keyword_rows(96, seed=1))
+    write_jsonl(folder / "validation.jsonl", validation)
+    write_jsonl(folder / "test.jsonl", [{**row, "label": 1 - row["label"]} for row in validation])
+    return folder
+
+
+def keyword_recipe(loop: str, model_dir: Path, data_dir: Path, out: Path, *extra: str):
+    return load_recipe(
+        "sst2",
+        [
+            f"loop={loop}",
+            f"model.name={model_dir}",
+            f"data.dir={data_dir}",
+            f"output_dir={out}",
+            # found by a sweep: learns every draw of rows tried, in every loop (1e-2 stalls at ln 2 on some)
+            "train.batch_size=8",
+            "train.lr=3e-3",
+            "train.warmup_ratio=0.1",
+            "train.epochs=8",
+            "train.logging_steps=3",
+            "eval.batch_size=16",
+            *extra,
+        ],
+    )
+
+
+def train(recipe) -> tuple[dict, list[tuple[int, dict]]]:
+    """The final metrics and every (step, metrics) reported by the evaluations during training."""
+    history = []
+    metrics = train_with_loop(recipe, on_evaluate=lambda m, step: history.append((step, dict(m))))
+    return metrics, history
+
+
+def tensorboard_tags(folder: Path) -> set[str]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = set()
+    for events in folder.rglob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        tags |= set(accumulator.Tags()["scalars"])
+    return tags
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(path / "model.safetensors"))
+
+
+# --- learning, keys, the held-out test split ------------------------------------------------------------------
+
+EVAL_KEYS = {"loss", "accuracy", "runtime", "samples_per_second", "steps_per_second", "rows"}
+RUN_KEYS = {
+    "epoch",
+    "train_loss",
+    "train_runtime",
+    "global_step",
+    "best_checkpoint",
+    "stopped_early",
+    "loop",
+    "precision",
+    "num_processes",
+    "effective_batch_size",
+    "wall_seconds",
+    "peak_memory_mb",
+}
+REQUIRED_TAGS = {
+    "train/loss",
+    "train/learning_rate",
+    "train/grad_norm",
+    "train/epoch",
+    "eval/loss",
+    "eval/accuracy",
+    "test/loss",
+    "test/accuracy",
+}
+
+
+@pytest.fixture(scope="module", params=LOOPS)
+def keyword_run(request, tiny_model_dir, keyword_dir, tmp_path_factory):
+    """One learning run per loop (8 epochs, an evaluation and a checkpoint each), shared by the tests below."""
+    reset_accelerate_state()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    recipe = keyword_recipe(request.param, tiny_model_dir, keyword_dir, tmp_path_factory.mktemp("run") / "run")
+    try:
+        metrics, history = train(recipe)
+    finally:
+        torch.set_num_threads(threads)
+        reset_accelerate_state()
+    return recipe, metrics, history
+
+
+def test_it_learns(keyword_run):
+    recipe, metrics, history = keyword_run
+    majority = 0.5  # validation alternates the two labels
+    assert metrics["eval_accuracy"] >= majority + 0.4, metrics  # an untrained or broken loop stays near 0.5
+    assert metrics["eval_loss"] < math.log(2), metrics  # a coin flip scores ln 2; the best checkpoint (the first
+    # to reach the top accuracy) need not have the lowest loss
+    assert history[0][1]["eval_loss"] > metrics["eval_loss"]  # and it got there by training
+    assert metrics["global_step"] == 96 and not metrics["stopped_early"]  # 96 / 8 = 12 steps x 8 epochs
+
+
+def test_held_out_test_is_scored_once_and_never_selects(keyword_run):
+    recipe, metrics, history = keyword_run
+    accuracies = [m["eval_accuracy"] for _, m in history]
+    assert min(accuracies) < max(accuracies)  # selecting by the flipped test split would pick another checkpoint
+    best_step = history[accuracies.index(max(accuracies))][0]  # the first of equals, as the Trainer keeps it
+    assert Path(metrics["best_checkpoint"]).name == f"checkpoint-{best_step}"
+    assert metrics["test_accuracy"] == pytest.approx(1 - metrics["eval_accuracy"])  # the selected model, scored
+    assert metrics["test_rows"] == metrics["eval_rows"] == 40
+    assert not any(key.startswith("test_") for _, m in history for key in m)  # never during training
+    summary = runs.summary(runs.RunDir(recipe.run_dir), metrics)
+    assert "test_accuracy" in summary and "not used for selection" in summary
+
+
+def test_same_metrics_keys_and_tensorboard_tags(keyword_run):
+    recipe, metrics, _ = keyword_run
+    expected = {f"eval_{k}" for k in EVAL_KEYS} | {f"test_{k}" for k in EVAL_KEYS} | RUN_KEYS
+    saved = json.loads((recipe.run_dir / "metrics.json").read_text())
+    assert set(saved) == expected, set(saved) ^ expected
+    assert saved["loop"] == recipe.loop and saved["num_processes"] == 1 and saved["effective_batch_size"] == 8
+    assert tensorboard_tags(recipe.run_dir / "tensorboard") >= REQUIRED_TAGS
+    assert load_recipe(str(recipe.run_dir / "recipe.json")) == recipe  # the run can be repeated from its recipe
+
+
+# --- stopping: nan, patience -----------------------------------------------------------------------------------
+
+
+def run_cli(capsys, *argv) -> tuple[int, str]:
+    capsys.readouterr()
+    code = cli_main(list(argv))
+    return code, capsys.readouterr().err
+
+
+def test_nan_loss_stops_with_exit_2_and_finite_checkpoints(loop, capsys, tiny_overrides, tmp_path, monkeypatch):
+    from transformers import BertForSequenceClassification
+
+    original, training_forwards = BertForSequenceClassification.forward, []
+
+    @functools.wraps(original)  # the Trainer reads the signature to pick the input columns
+    def forward(self, *args, **kwargs):
+        outputs = original(self, *args, **kwargs)
+        if self.training:
+            training_forwards.append(1)
+            if len(training_forwards) >= 7:
+                outputs.loss = outputs.loss * float("nan")
+        return outputs
+
+    monkeypatch.setattr(BertForSequenceClassification, "forward", forward)
+    extra = ["eval.strategy=steps", "eval.steps=4", "train.max_steps=12", f"loop={loop}"]
+    code, err = run_cli(capsys, "train", "mrpc_minilm", *tiny_overrides, *extra)
+    checkpoints = tmp_path / "run" / "checkpoints"
+    last_line = err.splitlines()[-1]
+    assert code == 2 and last_line.startswith("error: the training loss is nan at step 7"), err
+    assert f"model.name={checkpoints / 'checkpoint-4'}" in last_line and "Traceback" not in err
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["checkpoint-4"]
+    assert all(torch.isfinite(t).all() for t in weights(checkpoints / "checkpoint-4").values())
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_diverging_learning_rate_stops_with_one_line(loop, capsys, tiny_overrides, tmp_path):
+    """The issue's case: a huge learning rate without clipping, on every loop."""
+    extra = ["train.lr=1e30", "train.max_grad_norm=0", "train.max_steps=15", f"loop={loop}"]
+    code, err = run_cli(capsys, "train", "mrpc_minilm", *tiny_overrides, *extra)
+    assert code == 2 and "the training loss is" in err.splitlines()[-1] and "train.lr (now 1e+30)" in err
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_patience_stops_after_evaluations_without_improvement(loop, tiny_model_dir, keyword_dir, tmp_path):
+    # A learning rate too small to move any prediction: accuracy stays put, so no evaluation improves on the first.
+    extra = ["train.lr=1e-9", "eval.strategy=steps", "eval.steps=2", "train.max_steps=20", "eval.patience=2"]
+    metrics, history = train(keyword_recipe(loop, tiny_model_dir, keyword_dir, tmp_path / "run", *extra))
+    assert [step for step, _ in history] == [2, 4, 6]  # the first sets the best, two more do not improve it
+    assert metrics["global_step"] == 6 and metrics["stopped_early"]
+    assert Path(metrics["best_checkpoint"]).name == "checkpoint-2"
+
+
+# --- the best checkpoint follows the metric's direction ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("metric", ["loss", "accuracy"])
+def test_best_checkpoint_follows_the_metric_direction(loop, metric, tiny_model_dir, keyword_dir, tmp_path):
+    extra = [f"eval.metric={metric}", "eval.strategy=steps", "eval.steps=8", "train.max_steps=48"]
+    metrics, history = train(keyword_recipe(loop, tiny_model_dir, keyword_dir, tmp_path / "run", *extra))
+    values = [m[f"eval_{metric}"] for _, m in history]
+    best = min(values) if metric == "loss" else max(values)
+    assert min(values) < max(values)  # the two directions would pick different checkpoints
+    assert Path(metrics["best_checkpoint"]).name == f"checkpoint-{history[values.index(best)][0]}"
+    assert metrics[f"eval_{metric}"] == pytest.approx(best, rel=CLOSE)  # the final evaluation is of that checkpoint
+
+
+# --- a killed run resumes to the unbroken result ---------------------------------------------------------------
+
+
+def test_sigkill_then_resume_ends_like_an_unbroken_run(loop, tiny_overrides, tmp_path):
+    """Killed (SIGKILL) when evaluating step 6, i.e. mid-epoch with checkpoint-3 complete; dropout on, gradient
+    accumulation on. The resumed run ends with the unbroken run's weights, losses and metrics."""
+    common = [o for o in tiny_overrides if not o.startswith("output_dir=")]
+    # 64 rows / batch 8 = 8 micro-batches, 4 optimizer steps per epoch; evaluations at 3, 6, 9, 10.
+    common += [f"loop={loop}", "train.grad_accum=2", "train.max_steps=10", "eval.strategy=steps", "eval.steps=3"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "CUBLAS_WORKSPACE_CONFIG": ":4096:8"}
+
+    def worker(out: Path, *extra: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, str(REPO / "tests" / "loop_worker.py"), *extra, "mrpc_minilm", *common]
+        return subprocess.run([*command, f"output_dir={out}"], env=env, capture_output=True, text=True, timeout=300)
+
+    unbroken, killed = tmp_path / "unbroken", tmp_path / "killed"
+    assert worker(unbroken).returncode == 0
+    result = worker(killed, "--kill-at-step", "6")
+    assert result.returncode == -9, result.stderr[-3000:]  # SIGKILL
+    assert runs.RunDir(killed).last_checkpoint().name == "checkpoint-3"
+    assert not (killed / "metrics.json").exists()
+    resumed_from = weights(killed / "checkpoints" / "checkpoint-3")
+    result = subprocess.run(
+        [sys.executable, "-m", "mrpc_finetune", "train", str(killed), "resume=true"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resuming from" in result.stderr and "checkpoint-3" in result.stderr
+
+    want, got = (json.loads((run / "metrics.json").read_text()) for run in (unbroken, killed))
+    assert got["global_step"] == want["global_step"] == 10
+    for key in ("train_loss", "eval_loss", "eval_accuracy"):
+        assert got[key] == pytest.approx(want[key], rel=CLOSE), key
+    final = "checkpoints/checkpoint-10"
+    a, b = weights(unbroken / final), weights(killed / final)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=0, atol=1e-6 if ON_CPU else 1e-3, msg=key)
+    assert any(not torch.equal(resumed_from[k], a[k]) for k in a)  # resumed from checkpoint-3, then trained on
+
+
+# --- task shapes: regression, two dev splits --------------------------------------------------------------------
+
+
+def glue_shape_dir(folder: Path, task: str) -> Path:
+    rng = random.Random(0)
+    folder.mkdir(parents=True)
+    if task == "stsb":
+        splits = {"train": 24, "validation": 10}
+        make = lambda i: {"sentence1": f"a {i} b", "sentence2": f"c {i % 3} d", "label": rng.uniform(0, 5), "idx": i}  # noqa: E731
+    else:
+        splits = {"train": 24, "validation_matched": 9, "validation_mismatched": 7}
+        make = lambda i: {"premise": f"x {i} y", "hypothesis": f"z {i % 4}", "label": i % 3, "idx": i}  # noqa: E731
+    for split, n in splits.items():
+        write_jsonl(folder / f"{split}.jsonl", [make(i) for i in range(n)])
+    return folder
+
+
+@pytest.mark.parametrize(
+    "task, keys",
+    [
+        ("stsb", ["eval_pearson", "eval_spearmanr", "eval_loss"]),
+        ("mnli", ["eval_validation_matched_accuracy", "eval_validation_mismatched_accuracy"]),
+    ],
+)
+def test_regression_and_two_dev_splits(loop, task, keys, tiny_model_dir, tmp_path):
+    recipe = load_recipe(
+        task,
+        [
+            f"loop={loop}",
+            f"model.name={tiny_model_dir}",
+            f"data.dir={glue_shape_dir(tmp_path / 'data', task)}",
+            f"output_dir={tmp_path / 'run'}",
+            "train.batch_size=8",
+            "train.max_steps=6",
+            "eval.strategy=steps",
+            "eval.steps=3",
+        ],
+    )
+    metrics, history = train(recipe)
+    for key in keys:
+        assert math.isfinite(metrics[key]) and all(math.isfinite(m[key]) for _, m in history), key
+    if task == "mnli":
+        assert metrics["eval_validation_matched_rows"] == 9 and metrics["eval_validation_mismatched_rows"] == 7
+    assert Path(metrics["best_checkpoint"]).parent == recipe.run_dir / "checkpoints"
+
+
+# --- gradient accumulation ---------------------------------------------------------------------------------------
+
+
+def test_accumulation_matches_a_large_batch(loop, tiny_overrides, tmp_path, monkeypatch):
+    """Batches of 24 and accumulated windows of 3 batches of 8 make the same 3 updates (dropout off).
+
+    64 rows: 24 + 24 + 16 against (8, 8, 8) + (8, 8, 8) + (8, 8), so the short last window is covered too.
+    AdamW's first steps are nearly the gradient's sign, blind to a wrongly scaled loss; plain SGD is not.
+    """
+
+    def sgd(model, train):
+        return torch.optim.SGD(model.parameters(), lr=train.lr)
+
+    def trainer_sgd(self):
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=self.args.learning_rate)
+        return self.optimizer
+
+    monkeypatch.setattr(loop_utils, "build_optimizer", sgd)
+    monkeypatch.setattr(trainer_loop.LengthBatchedTrainer, "create_optimizer", trainer_sgd)
+    common = [
+        *tiny_overrides,
+        f"loop={loop}",
+        "model.dropout=0",
+        "model.classifier_dropout=0",
+        "train.sampler=random",  # the same shuffled rows whatever the batch size
+        "train.max_steps=3",
+        "train.max_grad_norm=0",
+        "train.lr=0.5",
+        "eval.strategy=no",
+    ]
+
+    def run(batch_size: int, grad_accum: int):
+        reset_accelerate_state()
+        out = tmp_path / f"{batch_size}x{grad_accum}"
+        recipe = load_recipe(
+            "mrpc_minilm",
+            [*common, f"train.batch_size={batch_size}", f"train.grad_accum={grad_accum}", f"output_dir={out}"],
+        )
+        return train_with_loop(recipe), weights(out / "model")
+
+    large_metrics, large = run(24, 1)
+    accumulated_metrics, accumulated = run(8, 3)
+    _, small = run(8, 1)  # control: 3 steps on 8 rows each end visibly elsewhere
+
+    assert accumulated_metrics["train_loss"] == pytest.approx(large_metrics["train_loss"], rel=CLOSE)
+    for key in large:
+        torch.testing.assert_close(accumulated[key], large[key], rtol=1e-4 if ON_CPU else 1e-2, atol=1e-6, msg=key)
+    assert max((small[k] - large[k]).abs().max().item() for k in large) > 1e-3
+
+
+# --- checks before any run ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (
+            "eval.metric=acuracy",
+            "eval.metric: 'acuracy' is not a metric of task mrpc (accuracy, f1, loss); did you mean accuracy?",
+        ),
+        ("eval.metric=pearson", "eval.metric: 'pearson' is not a metric of task mrpc"),
+        ("data.max_length=1024", "data.max_length=1024: model.name="),
+    ],
+)
+def test_bad_settings_stop_before_any_run(loop, override, message, capsys, tiny_overrides, tmp_path):
+    code, err = run_cli(capsys, "train", "mrpc_minilm", *tiny_overrides, f"loop={loop}", override)
+    assert code == 2 and err.startswith(f"error: {message}") and err.count("\n") == 1, err
+    assert not (tmp_path / "run").exists()
+
+
+# --- two processes under torchrun ---------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_processes_write_one_run_that_evaluates_alike(loop, tiny_model_dir, tmp_path):
+    """torchrun, 2 gloo processes: one run directory, each of the 21 validation rows counted once, and the same
+    accuracy, F1 and loss as a single-process evaluation of the saved model."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    write_jsonl(data_dir / "train.jsonl", mrpc_rows(40, seed=3))
+    write_jsonl(data_dir / "validation.jsonl", mrpc_rows(21, seed=4))  # odd: uneven shares would show duplicates
+    run = tmp_path / "run"
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={_free_port()}",
+        "-m",
+        "mrpc_finetune",
+        "train",
+        "mrpc_minilm",
+        f"loop={loop}",
+        f"model.name={tiny_model_dir}",
+        f"data.dir={data_dir}",
+        f"output_dir={run}",
+        "train.batch_size=4",
+        "train.max_steps=4",
+        "train.lr=1e-3",
+        "eval.batch_size=4",  # 21 rows: the last batch of a share is short
+        "eval.strategy=steps",
+        "eval.steps=2",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert (metrics["num_processes"], metrics["effective_batch_size"], metrics["eval_rows"]) == (2, 8, 21)
+    assert metrics["global_step"] == 4 and metrics["loop"] == loop
+    assert sorted(p.name for p in run.iterdir()) == [
+        "checkpoints",
+        "metrics.json",
+        "model",
+        "recipe.json",
+        "tensorboard",
+    ]
+    single = evaluate_run(run)  # one process, every row of the file, the saved model
+    assert single["eval_rows"] == 21
+    assert single["eval_accuracy"] == metrics["eval_accuracy"] and single["eval_f1"] == metrics["eval_f1"]
+    assert metrics["eval_loss"] == pytest.approx(single["eval_loss"], rel=1e-5)
+    assert np.isfinite(metrics["train_loss"])
