@@ -364,6 +364,15 @@ def encode_label(value, task: TaskSpec):
     return task.label_names.index(name) if name in task.label_names else None
 
 
+def with_swapped_pairs(dataset, task: TaskSpec):
+    """Every row, then every row again with its two texts swapped: for pair tasks whose order means nothing."""
+    import datasets
+
+    first, second = task.text_columns
+    swapped = dataset.rename_columns({first: second, second: first}).select_columns(dataset.column_names)
+    return datasets.concatenate_datasets([dataset, swapped])
+
+
 def _encode(batch, tokenizer, task, max_length):
     texts = [batch[c] for c in task.text_columns]
     encoded = tokenizer(*texts, truncation=True, max_length=max_length)

@@ -30,17 +30,40 @@ def enable_tf32_if_supported() -> None:
         enable_tf32(True)
 
 
+LAYER_INDEX = re.compile(r"\.layers?\.(\d+)\.")
+"""Finds encoder layer ``i`` in a parameter name: ``bert.encoder.layer.3.attention...``."""
+
+
+def layer_depth(name: str, num_layers: int) -> int:
+    """0 for the embeddings, ``i + 1`` for encoder layer ``i``, ``num_layers + 1`` for what sits on top of them."""
+    if match := LAYER_INDEX.search(name):
+        return int(match.group(1)) + 1
+    return 0 if "embeddings" in name else num_layers + 1
+
+
 def build_optimizer(model: torch.nn.Module, train: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW with weight decay on every weight except biases and LayerNorm parameters, as the Trainer does."""
+    """AdamW for every loop (the Trainer's ``create_optimizer`` calls it too): weight decay on every weight except
+    biases and LayerNorm parameters, as the Trainer does, and with ``train.layer_lr_decay`` < 1 a learning rate
+    per layer, ``lr * decay**k`` for the layer ``k`` below the top. The first group is the top one, whose learning
+    rate the logs show."""
     from transformers.trainer_pt_utils import get_parameter_names
 
     decayed = set(get_parameter_names(model, [torch.nn.LayerNorm], NO_DECAY_PATTERNS))
     trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for name, p in trainable if name in decayed], "weight_decay": train.weight_decay},
-        {"params": [p for name, p in trainable if name not in decayed], "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW(groups, lr=train.lr)
+    num_layers = max((layer_depth(name, 0) for name, _ in trainable), default=0)
+    groups: dict[tuple[int, bool], dict] = {}
+    for name, parameter in trainable:
+        below_top = num_layers + 1 - layer_depth(name, num_layers) if train.layer_lr_decay < 1 else 0
+        group = groups.setdefault(
+            (below_top, name in decayed),
+            {
+                "params": [],
+                "weight_decay": train.weight_decay if name in decayed else 0.0,
+                "lr": train.lr * train.layer_lr_decay**below_top,
+            },
+        )
+        group["params"].append(parameter)
+    return torch.optim.AdamW([groups[key] for key in sorted(groups, key=lambda k: (k[0], not k[1]))], lr=train.lr)
 
 
 def build_scheduler(optimizer, train: TrainConfig, total_steps: int, processes: int = 1):

@@ -57,6 +57,8 @@ def prepare(recipe: Recipe, with_model: bool = True) -> Prepared:
         where = f"add {missing[0]}.<ext> to data.dir={recipe.data.dir}" if recipe.data.dir else "use data.dir="
         raise UserError(f"data: no {missing[0]} split to evaluate on; {where}, or data.file=PATH to carve one")
     labelled_tests = [name for name in task.test_splits if name in raw and data.is_labelled(raw[name], task, name)]
+    if recipe.data.swap_pairs:
+        raw["train"] = data.with_swapped_pairs(raw["train"], task)
     splits = data.tokenize_splits(raw, tokenizer, task, recipe.data)
     set_seed(recipe.seed)  # the classification head's initial weights depend on it
     model = modeling.load_model(recipe.model, task, tokenizer=tokenizer) if with_model else None

@@ -82,6 +82,9 @@ class DataConfig:
     """The text column, or two for pairs, e.g. ``[question,answer]``; None uses the task's (required for custom)."""
     label_column: str = "label"
     """Column holding the labels: class values (integers or strings) or float scores (regression, custom only)."""
+    swap_pairs: bool = False
+    """Also train on every pair with its two texts swapped (twice the training rows per epoch), for pair tasks whose
+    order carries no meaning (MRPC, QQP, STS-B); evaluation and test splits stay as they are."""
 
     def __post_init__(self):
         known = ", ".join([*GLUE_TASKS, CUSTOM])
@@ -117,6 +120,9 @@ class TrainConfig:
     """Forward passes accumulated into one optimizer step (effective batch = batch_size * grad_accum * devices)."""
     lr: float = 2e-5
     """Peak learning rate of AdamW."""
+    layer_lr_decay: float = 1.0
+    """Layer-wise learning-rate decay: the head and pooler train at ``lr``, the encoder layer ``k`` below the top at
+    ``lr * layer_lr_decay**k``, the embeddings lowest; 1.0 gives every layer ``lr``."""
     weight_decay: float = 0.01
     """AdamW weight decay (not applied to biases and LayerNorm weights)."""
     warmup_ratio: float = 0.0
@@ -150,6 +156,7 @@ class TrainConfig:
         _check(self.batch_size > 0, "train.batch_size", f"must be > 0, got {self.batch_size}")
         _check(self.grad_accum > 0, "train.grad_accum", f"must be > 0, got {self.grad_accum}")
         _check(self.lr > 0, "train.lr", f"must be > 0, got {self.lr}")
+        _check(0 < self.layer_lr_decay <= 1, "train.layer_lr_decay", f"must be in (0, 1], got {self.layer_lr_decay}")
         _check(self.weight_decay >= 0, "train.weight_decay", f"must be >= 0, got {self.weight_decay}")
         _check(0 <= self.warmup_ratio < 1, "train.warmup_ratio", f"must be in [0, 1), got {self.warmup_ratio}")
         _check(self.max_grad_norm >= 0, "train.max_grad_norm", f"must be >= 0, got {self.max_grad_norm}")
@@ -354,7 +361,14 @@ def apply_overrides(recipe: Recipe, overrides: list[str]) -> Recipe:
 
 def check_sections_agree(recipe: Recipe) -> None:
     """Checks across sections, run once all overrides are in (one at a time, their order would matter)."""
-    check_eval_metric(recipe.eval.metric, recipe.data.task, eval_metric_choices(recipe.data.task))
+    data = recipe.data
+    check_eval_metric(recipe.eval.metric, data.task, eval_metric_choices(data.task))
+    columns = data.text_columns or ([] if data.task == CUSTOM else GLUE_TASKS[data.task].text_columns)
+    _check(
+        not data.swap_pairs or len(columns) == 2,
+        "data.swap_pairs",
+        f"needs a pair task (two text columns); {data.task} has {len(columns)}: {', '.join(columns) or 'none set'}",
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------

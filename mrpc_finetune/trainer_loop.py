@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
 
-from . import data, guards, hardware, loop_sequence, runs
+from . import data, guards, hardware, loop_sequence, loop_utils, runs
 from .errors import UserError
 from .metrics import compute_metrics_fn
 from .pipeline import best_metric_name, greater_is_better, prepare_run
@@ -31,6 +31,16 @@ class LengthBatchedTrainer(Trainer):
     always the longest); ``random`` stays the Trainer's own shuffling. Evaluation and prediction run longest rows
     first for little padding (metrics do not depend on row order); ``predict`` puts its outputs back in row order.
     """
+
+    def __init__(self, *args, train_config=None, **kwargs):
+        self.train_config = train_config  # the recipe's train section: the optimizer every loop builds
+        super().__init__(*args, **kwargs)
+
+    def create_optimizer(self, model=None):
+        """``loop_utils.build_optimizer``, as in the other loops (layer-wise learning rates included)."""
+        if self.optimizer is None and self.train_config is not None:
+            self.optimizer = loop_utils.build_optimizer(self.model if model is None else model, self.train_config)
+        return super().create_optimizer(model)
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = self.train_dataset if train_dataset is None else train_dataset
@@ -149,6 +159,7 @@ def main(recipe: Recipe, *, on_evaluate=None) -> dict:
         processing_class=prepared.tokenizer,
         compute_metrics=compute_metrics_fn(prepared.task),
         callbacks=callbacks,
+        train_config=recipe.train,
     )
     prefixes = list(loop_sequence.split_prefixes(list(prepared.eval_splits)).values())
     hook = EvaluationHook(on_evaluate, prefixes) if on_evaluate else None

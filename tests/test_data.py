@@ -219,3 +219,12 @@ def test_a_test_split_is_labelled_unless_glue_marks_it_minus_one(tmp_path):
         UserError, match=r"c.jsonl: row 3, column 'label' is -1 \(no label\) but other rows are labelled"
     ):
         data.is_labelled(mixed, task, "c.jsonl")
+
+
+def test_swapped_pairs_follow_every_row(tmp_path):
+    rows = [{"sentence1": f"first {i}", "sentence2": f"second {i}", "label": i % 2, "idx": i} for i in range(3)]
+    dataset = data.load_split_file(write_jsonl(tmp_path / "train.jsonl", rows))
+    doubled = data.with_swapped_pairs(dataset, get_task("mrpc"))
+    assert doubled.column_names == dataset.column_names and doubled.num_rows == 6
+    assert doubled[3] == {**rows[0], "sentence1": "second 0", "sentence2": "first 0"}
+    assert doubled["label"] == [0, 1, 0, 0, 1, 0]

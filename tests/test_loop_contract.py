@@ -427,6 +427,32 @@ def test_accumulation_matches_a_large_batch(loop, tiny_overrides, tmp_path, monk
     assert max((small[k] - large[k]).abs().max().item() for k in large) > 1e-3
 
 
+# --- the optimizer, the training rows ------------------------------------------------------------------------------
+
+
+def test_every_loop_builds_its_optimizer_from_the_recipe(loop, tiny_overrides, monkeypatch):
+    """One AdamW definition for all loops (the Trainer's create_optimizer included): layer-wise rates reach each."""
+    built = []
+    original = loop_utils.build_optimizer
+
+    def recording(model, train_config):
+        optimizer = original(model, train_config)
+        built.append(sorted({group["lr"] for group in optimizer.param_groups}))  # before the schedule moves them
+        return optimizer
+
+    monkeypatch.setattr(loop_utils, "build_optimizer", recording)
+    extra = ["train.lr=1e-3", "train.layer_lr_decay=0.5", "train.max_steps=2", "eval.strategy=no", f"loop={loop}"]
+    train(load_recipe("mrpc_minilm", [*tiny_overrides, *extra]))
+    assert len(built) == 1
+    assert built[0] == pytest.approx([1.25e-4, 2.5e-4, 5e-4, 1e-3])  # embeddings, layer 0, layer 1, the top
+
+
+def test_swapped_pairs_double_the_training_rows(loop, tiny_overrides):
+    extra = ["data.swap_pairs=true", "train.epochs=1", "eval.strategy=no", f"loop={loop}"]
+    metrics, _ = train(load_recipe("mrpc_minilm", [*tiny_overrides, *extra]))
+    assert metrics["global_step"] == 16  # 64 rows and their 64 swapped twins, batches of 8
+
+
 # --- checks before any run ----------------------------------------------------------------------------------------
 
 
@@ -439,10 +465,12 @@ def test_accumulation_matches_a_large_batch(loop, tiny_overrides, tmp_path, monk
         ),
         ("eval.metric=pearson", "eval.metric: 'pearson' is not a metric of task mrpc"),
         ("data.max_length=1024", "data.max_length=1024: model.name="),
+        ("data.task=sst2", "data.swap_pairs: needs a pair task (two text columns); sst2 has 1: sentence"),
     ],
 )
 def test_bad_settings_stop_before_any_run(loop, override, message, capsys, tiny_overrides, tmp_path):
-    code, err = run_cli(capsys, "train", "mrpc_minilm", *tiny_overrides, f"loop={loop}", override)
+    swap = ["data.swap_pairs=true"] if "swap_pairs" in message else []
+    code, err = run_cli(capsys, "train", "mrpc_minilm", *tiny_overrides, f"loop={loop}", *swap, override)
     assert code == 2 and err.startswith(f"error: {message}") and err.count("\n") == 1, err
     assert not (tmp_path / "run").exists()
 

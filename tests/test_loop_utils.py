@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from mrpc_finetune import loop_utils
 from mrpc_finetune.recipe import EvalConfig, TrainConfig
 
@@ -38,3 +40,28 @@ def test_best_checkpoint_follows_the_higher_metric(tmp_path):
     assert state.best_checkpoint == str(tmp_path / "checkpoint-2") and state.best_metric == 0.6
     state.save(tmp_path)
     assert loop_utils.LoopState.load(tmp_path) == state
+
+
+def test_layer_wise_learning_rates(tiny_model_dir):
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=2)  # 2 encoder layers
+    flat = loop_utils.build_optimizer(model, TrainConfig(lr=1e-3))
+    assert [g["lr"] for g in flat.param_groups] == [1e-3, 1e-3]  # decayed weights, then biases and LayerNorms
+    decayed = loop_utils.build_optimizer(model, TrainConfig(lr=1e-3, layer_lr_decay=0.5))
+    lr_of = {id(p): g["lr"] for g in decayed.param_groups for p in g["params"]}
+    wd_of = {id(p): g["weight_decay"] for g in decayed.param_groups for p in g["params"]}
+    named = dict(model.named_parameters())
+    expected = {
+        "classifier.weight": 1e-3,
+        "bert.pooler.dense.weight": 1e-3,
+        "bert.encoder.layer.1.output.dense.weight": 5e-4,
+        "bert.encoder.layer.0.attention.self.query.weight": 2.5e-4,
+        "bert.encoder.layer.0.attention.self.query.bias": 2.5e-4,
+        "bert.embeddings.word_embeddings.weight": 1.25e-4,
+    }
+    assert {name: lr_of[id(named[name])] for name in expected} == pytest.approx(expected)
+    assert wd_of[id(named["bert.encoder.layer.0.attention.self.query.bias"])] == 0.0
+    assert wd_of[id(named["bert.encoder.layer.0.attention.self.query.weight"])] == 0.01
+    assert decayed.param_groups[0]["lr"] == 1e-3  # the top group first: the learning rate the logs show
+    assert sum(len(g["params"]) for g in decayed.param_groups) == len(named)
