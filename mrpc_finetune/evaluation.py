@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import data, runs
+from . import data, data_checks, runs
 from .errors import UserError
 from .inference import predict_logits
 from .metrics import load_metric, loss_from_logits, predictions_from_logits
@@ -48,7 +48,7 @@ def evaluate_run(run_dir: str | Path, split: str | None = None, file: str | None
         if not path.is_file():
             raise UserError(f"--file {path}: no such file")
         raw = data.load_split_file(path)
-        data.check_split(raw, task, str(path), labelled=True)
+        data_checks.check_split(raw, task, str(path), labelled=True)
         name = path.stem
     else:
         name = split or task.eval_splits[0]
@@ -56,7 +56,7 @@ def evaluate_run(run_dir: str | Path, split: str | None = None, file: str | None
         if name not in splits:
             raise UserError(f"--split {name}: not in the run's data (splits: {', '.join(splits)})")
         raw = splits[name]  # checked on loading, labels included where the split has them
-    if not data.is_labelled(raw, task, name):
+    if not data_checks.is_labelled(raw, task, name):
         raise UserError(f"{name}: has no labels to evaluate against; use `mrpc-finetune predict` instead")
     tokenizer, model = load_run_model(run)
     tokenized = data.tokenize_split(raw, tokenizer, task, recipe.data)

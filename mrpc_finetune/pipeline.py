@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import data, hardware, modeling, runs, tasks
+from . import data, data_checks, hardware, modeling, runs, tasks
 from .errors import UserError
 from .recipe import Recipe
 from .tasks import TaskSpec
@@ -56,7 +56,9 @@ def prepare(recipe: Recipe, with_model: bool = True) -> Prepared:
     if missing:
         where = f"add {missing[0]}.<ext> to data.dir={recipe.data.dir}" if recipe.data.dir else "use data.dir="
         raise UserError(f"data: no {missing[0]} split to evaluate on; {where}, or data.file=PATH to carve one")
-    labelled_tests = [name for name in task.test_splits if name in raw and data.is_labelled(raw[name], task, name)]
+    labelled_tests = [
+        name for name in task.test_splits if name in raw and data_checks.is_labelled(raw[name], task, name)
+    ]
     if recipe.data.swap_pairs:
         raw["train"] = data.with_swapped_pairs(raw["train"], task)
     splits = data.tokenize_splits(raw, tokenizer, task, recipe.data)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import data, runs
+from . import data, data_checks, runs
 from .errors import UserError
 from .evaluation import load_run_model, run_task
 from .inference import predict_logits
@@ -41,7 +41,7 @@ def predict_texts(run_dir: str | Path, texts: list[str]) -> dict:
             f"got {len(texts)}; quote each one, or use --file"
         )
     raw = datasets.Dataset.from_dict({column: [text] for column, text in zip(task.text_columns, texts, strict=True)})
-    data.check_split(raw, task, "predict", labelled=False)
+    data_checks.check_split(raw, task, "predict", labelled=False)
     scores = _scores(raw, run, recipe, task)
     if task.is_regression:
         return {"score": float(scores[0])}
@@ -64,7 +64,7 @@ def predict_file(run_dir: str | Path, file: str | Path, out: str | Path | None =
     task = run_task(run, recipe)
     path = Path(file)
     raw = data.load_split_file(path)
-    data.check_split(raw, task, str(path), labelled=False)
+    data_checks.check_split(raw, task, str(path), labelled=False)
     scores = _scores(raw, run, recipe, task)
     index = raw["idx"] if "idx" in raw.column_names else list(range(raw.num_rows))
     if task.is_regression:

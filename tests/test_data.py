@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mrpc_finetune import data, samplers
+from mrpc_finetune import data, data_checks, samplers
 from mrpc_finetune.errors import UserError
 from mrpc_finetune.recipe import DataConfig, ModelConfig
 from mrpc_finetune.tasks import get_task
@@ -214,11 +214,11 @@ def test_a_test_split_is_labelled_unless_glue_marks_it_minus_one(tmp_path):
     labelled = data.load_split_file(write_jsonl(tmp_path / "a.jsonl", rows))
     withheld = data.load_split_file(write_jsonl(tmp_path / "b.jsonl", [{**r, "label": -1} for r in rows]))
     mixed = data.load_split_file(write_jsonl(tmp_path / "c.jsonl", [*rows[:2], {**rows[2], "label": -1}]))
-    assert data.is_labelled(labelled, task, "a.jsonl") and not data.is_labelled(withheld, task, "b.jsonl")
+    assert data_checks.is_labelled(labelled, task, "a.jsonl") and not data_checks.is_labelled(withheld, task, "b.jsonl")
     with pytest.raises(
         UserError, match=r"c.jsonl: row 3, column 'label' is -1 \(no label\) but other rows are labelled"
     ):
-        data.is_labelled(mixed, task, "c.jsonl")
+        data_checks.is_labelled(mixed, task, "c.jsonl")
 
 
 def test_swapped_pairs_follow_every_row(tmp_path):
