@@ -23,11 +23,17 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     """One TCP connect to the Hub endpoint: seconds, where the libraries' own retries take close to a minute."""
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
         return False
-    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    return reachable(os.environ.get("HF_ENDPOINT", "https://huggingface.co"), timeout)
+
+
+def reachable(url: str, timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to ``url``'s host and port (443 for https, 80 for http) opens within ``timeout``."""
+    parsed = urlparse(url)
+    port = parsed.port or (80 if parsed.scheme == "http" else 443)
     try:
-        with socket.create_connection((url.hostname, url.port or 443), timeout=timeout):
+        with socket.create_connection((parsed.hostname, port), timeout=timeout):
             return True
-    except OSError:
+    except (OSError, TypeError):  # TypeError: no host in the URL
         return False
 
 
