@@ -49,11 +49,16 @@ def resolve_model_path(name: str) -> str:
             ) from None
         return str(module.get_model_path())
     path = Path(name).expanduser()
-    if path.exists() or name.startswith((".", "/", "~")):
+    if is_local_path(name):
         if not (path / "config.json").is_file():
             raise UserError(f"model.name={name}: {path} is not a model folder (no config.json in it)")
         return str(path)
     return name
+
+
+def is_local_path(name: str) -> bool:
+    """A ``model.name`` that exists on disk, or is written as a path (``./``, ``/``, ``~``), is a local folder."""
+    return not name.startswith("package:") and (Path(name).expanduser().exists() or name.startswith((".", "/", "~")))
 
 
 def check_model_source(cfg: ModelConfig) -> None:
