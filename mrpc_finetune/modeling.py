@@ -9,7 +9,7 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .errors import UserError
+from .errors import UserError, first_line
 from .recipe import ModelConfig
 from .tasks import TaskSpec
 
@@ -91,7 +91,7 @@ def check_local_model(cfg: ModelConfig, tokenizer=None) -> None:
     try:
         rows = json.loads((Path(source) / "config.json").read_text()).get("vocab_size")
     except (OSError, ValueError, AttributeError) as err:
-        raise UserError(f"model.name={cfg.name}: {source}/config.json cannot be read ({_first_line(err)})") from None
+        raise UserError(f"model.name={cfg.name}: {source}/config.json cannot be read ({first_line(err)})") from None
     if tokenizer is not None and isinstance(rows, int) and len(tokenizer) > rows:
         raise UserError(_vocab_mismatch(cfg.name, len(tokenizer), rows))
 
@@ -106,7 +106,7 @@ def _check_local_weights(folder: Path, name: str) -> None:
             with safe_open(str(path), framework="pt"):  # reads and checks the header only
                 pass
         except (OSError, SafetensorError) as err:
-            raise UserError(f"model.name={name}: {path} is corrupt or cut off ({_first_line(err)})") from None
+            raise UserError(f"model.name={name}: {path} is corrupt or cut off ({first_line(err)})") from None
     if weights:
         return
     pickled = sorted(p.name for pattern in PICKLE_WEIGHTS for p in folder.glob(pattern))
@@ -125,10 +125,6 @@ def _check_local_tokenizer(folder: Path, name: str) -> None:
             f"model.name={name}: {folder} has no tokenizer (none of {', '.join(VOCABULARY_FILES)}); "
             f"save the model's tokenizer beside it with tokenizer.save_pretrained(PATH)"
         )
-
-
-def _first_line(err: BaseException) -> str:
-    return str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
 
 
 def _from_hub_or_cache(loader, name: str, **kwargs):
@@ -153,7 +149,7 @@ def load_tokenizer(cfg: ModelConfig):
         try:
             return AutoTokenizer.from_pretrained(source, **kwargs)
         except (OSError, ValueError) as err:
-            raise UserError(f"model.name={cfg.name}: cannot load its tokenizer ({_first_line(err)})") from None
+            raise UserError(f"model.name={cfg.name}: cannot load its tokenizer ({first_line(err)})") from None
     return _from_hub_or_cache(AutoTokenizer.from_pretrained, source, **kwargs)
 
 

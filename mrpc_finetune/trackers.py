@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .errors import UserError
+from .errors import UserError, first_line
 from .recipe import Recipe, to_dict
 
 STATE_FILE = "trackers.json"
@@ -194,7 +194,7 @@ class MLflowTracker:
             if self.run_id is None:
                 self.run_id = self._start(recipe, run_root)
         except MlflowException as err:
-            raise UserError(f"train.report_to=mlflow: {_redact(uri)}: {_first_line(err)}") from None
+            raise UserError(f"train.report_to=mlflow: {_redact(uri)}: {first_line(err)}") from None
         state["mlflow"] = {"run_id": self.run_id, "tracking_uri": _redact(_absolute_sqlite(uri))}
 
     def _continue(self, run_id: str) -> str | None:
@@ -272,7 +272,7 @@ class WandbTracker:
                 notes=recipe.description or None,
             )
         except (wandb.Error, OSError) as err:
-            raise UserError(f"train.report_to=wandb: {_first_line(err)}") from None
+            raise UserError(f"train.report_to=wandb: {first_line(err)}") from None
         self.run_root = run_root
         state["wandb"] = {"run_id": self.run.id}
 
@@ -390,8 +390,3 @@ def _redact(uri: str) -> str:
     if parts.password is None:
         return uri
     return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0][:300] if text else type(err).__name__
