@@ -4,12 +4,13 @@ HfApi's two calls, since no Hub is reachable here."""
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 from huggingface_hub import HfApi, constants
 
 from mrpc_finetune.cli import main
+
+from .conftest import closed_port
 
 TOKEN = "hf_FAKEtokenFORtestsONLY1234"
 
@@ -49,12 +50,6 @@ def push(capsys, *args) -> tuple[int, str, str]:
     code = main(["push", *map(str, args)])
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,6 @@ read back from its transaction log, TensorBoard event files read back with Tenso
 from __future__ import annotations
 
 import json
-import socket
 import struct
 import sys
 from pathlib import Path
@@ -15,6 +14,8 @@ from mrpc_finetune import trackers as trackers_module
 from mrpc_finetune.errors import UserError
 from mrpc_finetune.recipe import Recipe, TrainConfig
 from mrpc_finetune.trackers import check_trackers, open_trackers, recipe_params
+
+from .conftest import closed_port
 
 STEPS = {
     1: {"train/loss": 0.69, "train/learning_rate": 1e-4, "train/epoch": 0.25},
@@ -136,12 +137,6 @@ def test_mlflow_run_that_raises_is_marked_failed(tmp_path, monkeypatch, sqlite_s
     with pytest.raises(RuntimeError), open_trackers(recipe, recipe.run_dir):
         raise RuntimeError("diverged")
     assert mlflow_run(sqlite_store, recipe)[1].info.status == "FAILED"
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.parametrize(
