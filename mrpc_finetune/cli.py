@@ -8,6 +8,7 @@ mrpc-finetune eval /tmp/run [--split validation] [--file labelled.csv]
 mrpc-finetune predict /tmp/run --file new_rows.csv [--out predictions.tsv]
 mrpc-finetune predict /tmp/run "first sentence" "second sentence"
 mrpc-finetune new-recipe reviews --from mrpc_minilm data.task=custom data.file=reviews.csv data.text_columns=[review]
+mrpc-finetune push /tmp/run your-name/mrpc-minilm [--private]
 """
 
 from __future__ import annotations
@@ -155,6 +156,13 @@ def _cmd_new_recipe(args) -> None:
     print(f"wrote {path}; train it with: mrpc-finetune train {args.name}")
 
 
+def _cmd_push(args) -> None:
+    from .push import push_run
+
+    url = push_run(args.run_dir, args.repo_id, private=args.private)
+    print(f"pushed {args.run_dir}/model to {url}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mrpc-finetune", description="Fine-tune encoders on GLUE-style tasks.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -193,6 +201,14 @@ def build_parser() -> argparse.ArgumentParser:
     new_recipe.add_argument("--from", dest="base", default="mrpc_minilm", help="recipe to start from (mrpc_minilm)")
     new_recipe.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="what to change, e.g. data.file=x.csv")
     new_recipe.set_defaults(func=_cmd_new_recipe)
+
+    push = commands.add_parser("push", help="upload a finished run's model and model card to the Hugging Face Hub")
+    push.add_argument("run_dir")
+    push.add_argument("repo_id", help="the Hub repo to create or update, e.g. your-name/mrpc-minilm")
+    push.add_argument(
+        "--private", action="store_true", help="create the repo private (an existing one keeps its setting)"
+    )
+    push.set_defaults(func=_cmd_push)
     return parser
 
 

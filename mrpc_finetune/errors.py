@@ -7,3 +7,9 @@ class UserError(Exception):
     The message is a single line that names the offending key, file, row or column and says what to do.
     The CLI prints it as ``error: <message>`` and exits with code 2, with no traceback.
     """
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message (at most 300 characters), or its type name when it has none."""
+    text = str(err).strip()
+    return text.splitlines()[0][:300] if text else type(err).__name__

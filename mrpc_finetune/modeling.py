@@ -9,7 +9,7 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .errors import UserError
+from .errors import UserError, first_line
 from .recipe import ModelConfig
 from .tasks import TaskSpec
 
@@ -23,11 +23,17 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     """One TCP connect to the Hub endpoint: seconds, where the libraries' own retries take close to a minute."""
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
         return False
-    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    return reachable(os.environ.get("HF_ENDPOINT", "https://huggingface.co"), timeout)
+
+
+def reachable(url: str, timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to ``url``'s host and port (443 for https, 80 for http) opens within ``timeout``."""
+    parsed = urlparse(url)
+    port = parsed.port or (80 if parsed.scheme == "http" else 443)
     try:
-        with socket.create_connection((url.hostname, url.port or 443), timeout=timeout):
+        with socket.create_connection((parsed.hostname, port), timeout=timeout):
             return True
-    except OSError:
+    except (OSError, TypeError):  # TypeError: no host in the URL
         return False
 
 
@@ -43,11 +49,16 @@ def resolve_model_path(name: str) -> str:
             ) from None
         return str(module.get_model_path())
     path = Path(name).expanduser()
-    if path.exists() or name.startswith((".", "/", "~")):
+    if is_local_path(name):
         if not (path / "config.json").is_file():
             raise UserError(f"model.name={name}: {path} is not a model folder (no config.json in it)")
         return str(path)
     return name
+
+
+def is_local_path(name: str) -> bool:
+    """A ``model.name`` that exists on disk, or is written as a path (``./``, ``/``, ``~``), is a local folder."""
+    return not name.startswith("package:") and (Path(name).expanduser().exists() or name.startswith((".", "/", "~")))
 
 
 def check_model_source(cfg: ModelConfig) -> None:
@@ -80,7 +91,7 @@ def check_local_model(cfg: ModelConfig, tokenizer=None) -> None:
     try:
         rows = json.loads((Path(source) / "config.json").read_text()).get("vocab_size")
     except (OSError, ValueError, AttributeError) as err:
-        raise UserError(f"model.name={cfg.name}: {source}/config.json cannot be read ({_first_line(err)})") from None
+        raise UserError(f"model.name={cfg.name}: {source}/config.json cannot be read ({first_line(err)})") from None
     if tokenizer is not None and isinstance(rows, int) and len(tokenizer) > rows:
         raise UserError(_vocab_mismatch(cfg.name, len(tokenizer), rows))
 
@@ -95,7 +106,7 @@ def _check_local_weights(folder: Path, name: str) -> None:
             with safe_open(str(path), framework="pt"):  # reads and checks the header only
                 pass
         except (OSError, SafetensorError) as err:
-            raise UserError(f"model.name={name}: {path} is corrupt or cut off ({_first_line(err)})") from None
+            raise UserError(f"model.name={name}: {path} is corrupt or cut off ({first_line(err)})") from None
     if weights:
         return
     pickled = sorted(p.name for pattern in PICKLE_WEIGHTS for p in folder.glob(pattern))
@@ -114,10 +125,6 @@ def _check_local_tokenizer(folder: Path, name: str) -> None:
             f"model.name={name}: {folder} has no tokenizer (none of {', '.join(VOCABULARY_FILES)}); "
             f"save the model's tokenizer beside it with tokenizer.save_pretrained(PATH)"
         )
-
-
-def _first_line(err: BaseException) -> str:
-    return str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
 
 
 def _from_hub_or_cache(loader, name: str, **kwargs):
@@ -174,7 +181,7 @@ def load_tokenizer(cfg: ModelConfig):
         try:
             return AutoTokenizer.from_pretrained(source, **kwargs)
         except (OSError, ValueError) as err:
-            raise UserError(f"model.name={cfg.name}: cannot load its tokenizer ({_first_line(err)})") from None
+            raise UserError(f"model.name={cfg.name}: cannot load its tokenizer ({first_line(err)})") from None
     return _from_hub_or_cache(AutoTokenizer.from_pretrained, source, **kwargs)
 
 
