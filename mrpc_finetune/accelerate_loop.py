@@ -28,8 +28,8 @@ from .loop_sequence import LoopRun
 from .loop_utils import LoopState, StepPlan
 from .metrics import compute_metrics_fn
 from .pipeline import Prepared, prepare_run
-from .recipe import Recipe, to_dict
-from .trackers import open_trackers
+from .recipe import Recipe
+from .trackers import open_trackers, recipe_params
 
 MIXED_precision = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
 
@@ -51,7 +51,12 @@ def train(recipe: Recipe, on_evaluate=None):
     process = PartialState(cpu=cpu)  # joins the process group under accelerate launch / torchrun
     _warn_single_cpu_process(process)
     # Check and load everything before the run directory exists, so bad input leaves nothing behind.
-    prepared, run = prepare_run(recipe, is_main=process.is_main_process, wait_for_everyone=process.wait_for_everyone)
+    recipe, prepared, run = prepare_run(
+        recipe,
+        num_processes=process.num_processes,
+        is_main=process.is_main_process,
+        wait_for_everyone=process.wait_for_everyone,
+    )
     precision = prepared.precision if process.device.type == "cuda" else "fp32"  # `accelerate launch --cpu`
     if process.device.type == "cuda":
         loop_utils.enable_tf32_if_supported()
@@ -74,7 +79,7 @@ def train(recipe: Recipe, on_evaluate=None):
     )
     state = _resume_or_start(recipe, run, accelerator)
     trackers = open_trackers(recipe, run.root, enabled=accelerator.is_main_process)
-    trackers.log_params(runs.flat(to_dict(recipe)))
+    trackers.log_params(recipe_params(recipe))
     unwrapped = accelerator.unwrap_model(model)
     loop = LoopRun(
         name="accelerate",

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from . import data, runs
 from .loop_utils import LoopState, StepPlan, checkpoint_dir, evaluates_now, logs_now, rotate_checkpoints
-from .pipeline import best_metric_name, greater_is_better
+from .pipeline import best_metric_name, finish_run, greater_is_better
 from .recipe import Recipe
 from .tasks import TaskSpec
 from .trackers import Trackers
@@ -118,9 +118,7 @@ def finish(loop: LoopRun, *, model, tokenizer, train_runtime: float, stopped_ear
     )
     loop.trackers.log(final_scalars(metrics), loop.state.global_step)
     if loop.is_main:
-        runs.finish(loop.run, model, tokenizer, metrics)
-        loop.trackers.log_final(metrics, loop.run.model)
-        print(runs.summary(loop.run, metrics))
+        finish_run(loop.recipe, loop.run, model=model, tokenizer=tokenizer, metrics=metrics, trackers=loop.trackers)
     loop.wait_for_everyone()
     return metrics
 

@@ -5,13 +5,16 @@ All checks of recipe, data and model run here, before a run directory exists, so
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from . import data, data_checks, hardware, modeling, runs, tasks
+from . import data, data_checks, hardware, modeling, provenance, runs, tasks, trackers
 from .errors import UserError
+from .model_card import write_model_card
 from .recipe import Recipe
 from .tasks import TaskSpec
 
@@ -69,23 +72,58 @@ def prepare(recipe: Recipe, with_model: bool = True) -> Prepared:
 
 
 def prepare_run(
-    recipe: Recipe, *, is_main: bool = True, wait_for_everyone: Callable[[], None] = lambda: None
-) -> tuple[Prepared, runs.RunDir]:
+    recipe: Recipe,
+    *,
+    num_processes: int = 1,
+    is_main: bool = True,
+    wait_for_everyone: Callable[[], None] = lambda: None,
+) -> tuple[Recipe, Prepared, runs.RunDir]:
     """Check and load everything in every process, then let the main process alone create the run directory.
 
     Under ``torchrun`` / ``accelerate launch`` every process runs this: all check the run directory before any
     is made, the main process tokenizes first (the others then read its ``Dataset.map`` cache), and only the
-    main process creates, writes and (with overwrite=true) deletes the run directory.
+    main process creates, writes and (with overwrite=true) deletes the run directory. Returns the recipe with its
+    paths made absolute (what ``recipe.json`` records), the prepared pieces and the run directory.
     """
+    recipe = provenance.absolute_paths(recipe)  # recipe.json resolves from any folder; resume compares like paths
     runs.check_can_start(recipe)
+    if is_main:
+        trackers.check_trackers(recipe)  # a missing package or an unreachable store fails before anything is made
     wait_for_everyone()  # every process has checked before the main one creates anything
     prepared = prepare(recipe) if is_main else None
     wait_for_everyone()
     if not is_main:
         prepared = prepare(recipe)
-    run = runs.create(recipe) if is_main else runs.RunDir(recipe.run_dir)
+    run = runs.RunDir(recipe.run_dir)
+    if is_main:
+        run = runs.create(recipe)
+        _record_run_info(run, recipe, num_processes, prepared.precision)
     wait_for_everyone()
-    return prepared, run
+    return recipe, prepared, run
+
+
+def _record_run_info(run: runs.RunDir, recipe: Recipe, num_processes: int, precision: str) -> None:
+    """``RUN/run_info.json``; a resumed run keeps the first record and adds how it was resumed."""
+    info = provenance.run_info(recipe, num_processes=num_processes, precision=precision)
+    if recipe.resume and run.run_info.is_file():
+        first = json.loads(run.run_info.read_text())
+        resumed = {key: info[key] for key in ("command", "cwd", "device", "git", "num_processes") if key in info}
+        first.setdefault("resumed", []).append(resumed)
+        info = first
+    runs.atomic_write_json(run.run_info, info)
+
+
+def finish_run(recipe: Recipe, run: runs.RunDir, *, model, tokenizer, metrics: dict, trackers) -> None:
+    """The main process's last steps, in every loop: ``RUN/model`` with its model card swapped in whole, then
+    ``metrics.json`` (the run is complete), then the final metrics and model to the trackers, then the summary."""
+    info = json.loads(run.run_info.read_text())
+
+    def describe(folder: Path) -> None:
+        write_model_card(folder, recipe=recipe, metrics=metrics, run_info=info)
+
+    runs.finish(run, model, tokenizer, metrics, describe)
+    trackers.log_final(metrics, run.model)
+    print(runs.summary(run, metrics))
 
 
 def check_sources(recipe: Recipe) -> None:

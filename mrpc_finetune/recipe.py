@@ -392,6 +392,17 @@ def to_dict(recipe: Recipe) -> dict[str, Any]:
     return dataclasses.asdict(recipe)
 
 
+def flat_dict(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"lr": 1e-4}}`` -> ``{"train.lr": 1e-4}``: a recipe dict under its dotted keys."""
+    result = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            result.update(flat_dict(value, f"{prefix}{key}."))
+        else:
+            result[f"{prefix}{key}"] = value
+    return result
+
+
 def from_dict(values: dict[str, Any], source: str = "recipe") -> Recipe:
     """Rebuild a recipe from ``to_dict`` output (e.g. a run's ``recipe.json``), rejecting unknown keys."""
     recipe = Recipe()

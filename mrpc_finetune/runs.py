@@ -5,6 +5,7 @@ RUN/checkpoints/     checkpoint-<step>/ folders (model, optimizer, scheduler, RN
 RUN/tensorboard/     event files: `tensorboard --logdir RUN/tensorboard`
 RUN/model/           final model + tokenizer, `AutoModelForSequenceClassification.from_pretrained(RUN/model)`
 RUN/metrics.json     final evaluation metrics (eval_accuracy, eval_f1, ...) and run figures
+RUN/run_info.json    provenance: command, absolute paths, data fingerprints, versions, device, git commit
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import re
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .recipe import Recipe, to_dict
+from .recipe import Recipe, flat_dict, to_dict
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,10 @@ class RunDir:
     @property
     def model(self) -> Path:
         return self.root / "model"
+
+    @property
+    def run_info(self) -> Path:
+        return self.root / "run_info.json"
 
     def last_checkpoint(self) -> Path | None:
         """The complete ``checkpoint-<step>`` folder with the highest step, or None."""
@@ -121,8 +127,8 @@ def _check_same_recipe(run: RunDir, recipe: Recipe) -> None:
     learning-rate schedule and step count anyway, so a changed recipe would silently not apply."""
     from .recipe import load_recipe
 
-    recorded = flat(to_dict(load_recipe(str(run.recipe_file))))
-    wanted = flat(to_dict(recipe))
+    recorded = flat_dict(to_dict(load_recipe(str(run.recipe_file))))
+    wanted = flat_dict(to_dict(recipe))
     changed = [key for key in wanted if key not in RESUME_MAY_CHANGE and wanted[key] != recorded.get(key)]
     if changed:
         key = changed[0]
@@ -132,17 +138,6 @@ def _check_same_recipe(run: RunDir, recipe: Recipe) -> None:
             f"{run.recipe_file}{more}; resume with `mrpc-finetune train {run.root} resume=true`, or start "
             f"a new run (overwrite=true or another output_dir=)"
         )
-
-
-def flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"train": {"lr": 1e-4}}`` -> ``{"train.lr": 1e-4}``: a recipe's dotted keys."""
-    result = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            result.update(flat(value, f"{prefix}{key}."))
-        else:
-            result[f"{prefix}{key}"] = value
-    return result
 
 
 def _check_writable(root: Path) -> None:
@@ -210,17 +205,20 @@ def atomic_write_json(path: Path, payload: Any) -> None:
     atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
 
-def atomic_save_model(model, tokenizer, destination: Path) -> None:
+def atomic_save_model(model, tokenizer, destination: Path, describe: Callable[[Path], Any] | None = None) -> None:
     """``save_pretrained`` into a temporary folder beside ``destination``, then swap it in by rename.
 
-    A crash at any point leaves either the previous complete model or the new one at ``destination``, never a
-    half-written folder, and no temporary folders behind.
+    ``describe(folder)`` writes more into the folder before the swap (the model card). A crash at any point leaves
+    either the previous complete model or the new one at ``destination``, never a half-written folder, and no
+    temporary folders behind.
     """
     tmp = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
     old = destination.with_name(f".{destination.name}.old")
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
+        if describe is not None:
+            describe(tmp)
         if destination.exists():
             shutil.rmtree(old, ignore_errors=True)
             os.replace(destination, old)
@@ -252,9 +250,12 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def finish(run: RunDir, model, tokenizer, metrics: dict[str, Any]) -> None:
-    """Save the final model, then ``metrics.json`` last: its presence means the run is complete."""
-    atomic_save_model(model, tokenizer, run.model)
+def finish(
+    run: RunDir, model, tokenizer, metrics: dict[str, Any], describe: Callable[[Path], Any] | None = None
+) -> None:
+    """Save the final model (with what ``describe`` adds to its folder), then ``metrics.json`` last: its presence
+    means the run is complete."""
+    atomic_save_model(model, tokenizer, run.model, describe)
     atomic_write_json(run.metrics_file, metrics)
 
 

@@ -30,8 +30,8 @@ from .loop_sequence import LoopRun
 from .loop_utils import LoopState, StepPlan
 from .metrics import compute_metrics_fn
 from .pipeline import Prepared, prepare_run
-from .recipe import Recipe, to_dict
-from .trackers import open_trackers
+from .recipe import Recipe
+from .trackers import open_trackers, recipe_params
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -77,7 +77,9 @@ def main(recipe: Recipe, *, on_evaluate=None) -> dict:
     started = time.perf_counter()
     processes = _join_processes()
     # Check and load everything before the run directory exists, so bad input leaves nothing behind.
-    prepared, run = prepare_run(recipe, is_main=processes.is_main, wait_for_everyone=processes.wait_for_everyone)
+    recipe, prepared, run = prepare_run(
+        recipe, num_processes=processes.count, is_main=processes.is_main, wait_for_everyone=processes.wait_for_everyone
+    )
     model = prepared.model.to(processes.device)
     trained = _distributed(model, processes)  # what the forward pass goes through (DDP under torchrun)
     sampler = loop_utils.train_sampler(prepared.splits["train"], recipe)
@@ -89,7 +91,7 @@ def main(recipe: Recipe, *, on_evaluate=None) -> dict:
     state = _resume_or_start(recipe, run, model, optimizer, scheduler, scaler, processes)
     autocast = _autocast(processes.device, prepared.precision)
     trackers = open_trackers(recipe, run.root, enabled=processes.is_main)
-    trackers.log_params(runs.flat(to_dict(recipe)))
+    trackers.log_params(recipe_params(recipe))
     loop = LoopRun(
         name="torch",
         recipe=recipe,

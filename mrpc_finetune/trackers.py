@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import UserError, first_line
-from .recipe import Recipe, to_dict
+from .recipe import Recipe, flat_dict, to_dict
 
 STATE_FILE = "trackers.json"
 """``RUN/trackers.json``: the MLflow and W&B run ids a resumed run continues."""
@@ -35,17 +35,6 @@ PACKAGES = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}
 """Tracker -> the Python package (and pip name) it needs."""
 NOT_PARAMS = ("resume", "overwrite")
 """Recipe keys that say how a run was started, not what it computes (``runs.create`` records them as false)."""
-
-
-def flat_dict(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"train": {"lr": 1e-4}}`` -> ``{"train.lr": 1e-4}``."""
-    flat = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            flat.update(flat_dict(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def recipe_params(recipe: Recipe) -> dict[str, Any]:
@@ -128,21 +117,6 @@ def open_trackers(recipe: Recipe, run_root: Path, *, enabled: bool = True) -> Tr
 
         atomic_write_json(run_root / STATE_FILE, state)
     return trackers
-
-
-def trainer_callback(trackers: Trackers):
-    """A ``TrainerCallback`` that sends the Trainer's logs to ``trackers`` under the tags the other loops use
-    (``loop_utils.tensorboard_scalars``), in place of transformers' ``TensorBoardCallback``."""
-    from transformers import TrainerCallback
-
-    from .loop_utils import tensorboard_scalars
-
-    class TrackersCallback(TrainerCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if state.is_world_process_zero and logs:
-                trackers.log(tensorboard_scalars(logs), state.global_step)
-
-    return TrackersCallback()
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -17,10 +17,10 @@ from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, Traini
 from . import data, guards, hardware, loop_sequence, loop_utils, runs
 from .errors import UserError
 from .metrics import compute_metrics_fn
-from .pipeline import best_metric_name, greater_is_better, prepare_run
-from .recipe import Recipe, to_dict
+from .pipeline import best_metric_name, finish_run, greater_is_better, prepare_run
+from .recipe import Recipe
 from .tasks import TaskSpec, task_for
-from .trackers import open_trackers
+from .trackers import open_trackers, recipe_params
 
 
 class LengthBatchedTrainer(Trainer):
@@ -139,10 +139,15 @@ def main(recipe: Recipe, *, on_evaluate=None) -> dict:
     started = time.perf_counter()
     process = PartialState(cpu=not torch.cuda.is_available())  # joins the process group under torchrun
     # Check and load everything before the run directory exists, so bad input leaves nothing behind.
-    prepared, run = prepare_run(recipe, is_main=process.is_main_process, wait_for_everyone=process.wait_for_everyone)
+    recipe, prepared, run = prepare_run(
+        recipe,
+        num_processes=process.num_processes,
+        is_main=process.is_main_process,
+        wait_for_everyone=process.wait_for_everyone,
+    )
     args = training_arguments(recipe, run.checkpoints, prepared.precision, prepared.task)
     trackers = open_trackers(recipe, run.root, enabled=args.process_index == 0)
-    trackers.log_params(runs.flat(to_dict(recipe)))
+    trackers.log_params(recipe_params(recipe))
     callbacks = [TrackersCallback(trackers), StopOnNonFiniteLoss(recipe.train.lr), LogAtEachSaveAndEnd()]
     if recipe.eval.patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=recipe.eval.patience))
@@ -171,9 +176,7 @@ def main(recipe: Recipe, *, on_evaluate=None) -> dict:
         trackers.close("FAILED")
         raise
     if trainer.is_world_process_zero():
-        runs.finish(run, trainer.model, prepared.tokenizer, metrics)
-        trackers.log_final(metrics, run.model)
-        print(runs.summary(run, metrics))
+        finish_run(recipe, run, model=trainer.model, tokenizer=prepared.tokenizer, metrics=metrics, trackers=trackers)
     trainer.accelerator.wait_for_everyone()
     trackers.close()
     return metrics

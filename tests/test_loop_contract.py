@@ -221,6 +221,58 @@ def test_same_metrics_keys_and_tensorboard_tags(keyword_run):
     assert load_recipe(str(recipe.run_dir / "recipe.json")) == recipe  # the run can be repeated from its recipe
 
 
+def test_provenance_and_model_card(keyword_run, keyword_dir):
+    import hashlib
+
+    from huggingface_hub import ModelCard
+
+    recipe, metrics, _ = keyword_run
+    info = json.loads((recipe.run_dir / "run_info.json").read_text())
+    assert (info["num_processes"], info["precision"]) == (1, metrics["precision"])
+    files = info["data"]["files"]
+    assert set(files) == {"train", "validation", "test"}
+    for split, record in files.items():
+        assert record["sha256"] == hashlib.sha256((keyword_dir / f"{split}.jsonl").read_bytes()).hexdigest()
+    assert {"torch", "transformers", "datasets", "accelerate"} <= set(info["versions"])
+    card = ModelCard.load(recipe.run_dir / "model" / "README.md")
+    scores = {
+        (result.dataset_split, result.metric_type): result.metric_value for result in card.data.eval_results or []
+    }
+    assert scores[("validation", "accuracy")] == pytest.approx(metrics["eval_accuracy"])
+    assert scores[("test", "accuracy")] == pytest.approx(metrics["test_accuracy"])
+    assert "not used for selection" in card.text
+
+
+def test_mlflow_run_shows_the_recipe_curves_final_metrics_and_model(loop, tiny_overrides, tmp_path, monkeypatch):
+    """A real local MLflow store (SQLite) after a real run: the recipe as params, the TensorBoard tags as per-step
+    curves, metrics.json's numbers as final metrics, and the model with its card as artifacts."""
+    from mlflow import MlflowClient
+
+    from mrpc_finetune.trackers import recipe_params
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    monkeypatch.chdir(tmp_path)  # MLflow keeps a SQLite store's artifacts in ./mlruns
+    extra = [f"loop={loop}", "train.report_to=[tensorboard,mlflow]", "train.max_steps=4", "eval.strategy=steps"]
+    recipe = load_recipe("mrpc_minilm", [*tiny_overrides, *extra, "eval.steps=2", "train.logging_steps=1"])
+    metrics, history = train(recipe)
+
+    client = MlflowClient(tracking_uri=store)
+    (run,) = client.search_runs([client.get_experiment_by_name("mrpc_minilm").experiment_id])
+    assert run.info.status == "FINISHED"
+    recorded = load_recipe(str(recipe.run_dir / "recipe.json"))
+    assert run.data.params == {key: str(value) for key, value in recipe_params(recorded).items()}
+    curve = [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, "eval/accuracy")]
+    assert sorted(curve)[:2] == [(step, pytest.approx(m["eval_accuracy"])) for step, m in history]
+    assert len(client.get_metric_history(run.info.run_id, "train/loss")) == 4
+    saved = json.loads((recipe.run_dir / "metrics.json").read_text())
+    for key, value in saved.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            assert run.data.metrics[key] == pytest.approx(value), key
+    model_files = {a.path for a in client.list_artifacts(run.info.run_id, "model")}
+    assert {"model/model.safetensors", "model/README.md", "model/config.json"} <= model_files
+
+
 # --- stopping: nan, patience -----------------------------------------------------------------------------------
 
 
@@ -525,8 +577,11 @@ def test_two_processes_write_one_run_that_evaluates_alike(loop, tiny_model_dir, 
         "metrics.json",
         "model",
         "recipe.json",
+        "run_info.json",
         "tensorboard",
     ]
+    assert json.loads((run / "run_info.json").read_text())["num_processes"] == 2
+    assert (run / "model" / "README.md").is_file()  # the model card, written by the main process alone
     single = evaluate_run(run)  # one process, every row of the file, the saved model
     assert single["eval_rows"] == 21
     assert single["eval_accuracy"] == metrics["eval_accuracy"] and single["eval_f1"] == metrics["eval_f1"]
