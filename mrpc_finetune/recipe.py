@@ -145,8 +145,8 @@ class TrainConfig:
     """Compile the model with ``torch.compile`` (worth it on GPU for long runs)."""
     report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
     """Experiment trackers that receive the recipe, every logged metric and the final model: ``tensorboard``
-    (``RUN/tensorboard``), ``mlflow`` (``MLFLOW_TRACKING_URI``, else a local ``mlruns/`` store), ``wandb`` (honours
-    ``WANDB_MODE=offline``); ``[]`` for none."""
+    (``RUN/tensorboard``), ``mlflow`` (``MLFLOW_TRACKING_URI``, else MLflow's default local store: ``mlflow.db`` with
+    artifacts in ``mlruns/``, in the working folder), ``wandb`` (honours ``WANDB_MODE=offline``); ``[]`` for none."""
 
     def __post_init__(self):
         _check(self.epochs > 0, "train.epochs", f"must be > 0, got {self.epochs}")
