@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from mrpc_finetune import tracker_backends, trainer_loop
 from mrpc_finetune import trackers as trackers_module
-from mrpc_finetune import trainer_loop
 from mrpc_finetune.errors import UserError
 from mrpc_finetune.recipe import Recipe, TrainConfig
 from mrpc_finetune.trackers import check_trackers, open_trackers, recipe_params
@@ -158,8 +158,8 @@ def test_mlflow_store_mlflow_refuses_or_cannot_reach_fails_before_the_run(tmp_pa
 
 
 def test_tracking_uri_password_is_never_written(tmp_path):
-    assert trackers_module._redact("postgresql://me:hunter2@db:5432/mlflow") == "postgresql://me:***@db:5432/mlflow"
-    assert trackers_module._redact("sqlite:////x/mlflow.db") == "sqlite:////x/mlflow.db"
+    assert tracker_backends.redact("postgresql://me:hunter2@db:5432/mlflow") == "postgresql://me:***@db:5432/mlflow"
+    assert tracker_backends.redact("sqlite:////x/mlflow.db") == "sqlite:////x/mlflow.db"
 
 
 @pytest.mark.parametrize("tracker", ["mlflow", "wandb"])
