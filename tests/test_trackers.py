@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import struct
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -222,8 +223,15 @@ def test_wandb_offline_run_lives_under_the_run_dir_with_the_logged_values(tmp_pa
 
     run_id = json.loads((root / trackers_module.STATE_FILE).read_text())["wandb"]["run_id"]
     (log_file,) = (root / "wandb").glob(f"offline-run-*-{run_id}/run-{run_id}.wandb")
-    records = wandb_records(log_file)
-    kinds = [r.WhichOneof("record_type") for r in records]
+    # run.finish() hands the records to W&B's service process, which writes them a moment later (a command that
+    # exits waits for it): read the log once it holds the run's closing "exit" record.
+    deadline = time.monotonic() + 30
+    while True:
+        records = wandb_records(log_file)
+        kinds = [r.WhichOneof("record_type") for r in records]
+        if "exit" in kinds or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     run = records[kinds.index("run")].run
     assert run.display_name == "run" and run.project == "tiny_mrpc"
 
