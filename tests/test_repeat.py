@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 
 import pytest
@@ -24,7 +25,8 @@ def test_repeat_summary_is_the_runs_aggregated(capsys, tmp_path, overrides):
     code = main(["repeat", "mrpc_minilm", "--seeds", "2", "--jobs", "2", "--output-dir", str(out), *overrides])
     printed, err = capsys.readouterr()
     assert code == 0, err
-    assert "seeds 1, 2" in printed and "2 to train, 2 at a time, 1 thread(s) each" in printed
+    threads = max(1, len(os.sched_getaffinity(0)) // 2)
+    assert "seeds 1, 2" in printed and f"2 to train, 2 at a time, {threads} thread(s) each" in printed
     summary = json.loads((out / "summary.json").read_text())
     assert summary["seeds"] == [1, 2] and summary["recipe"] == "mrpc_minilm" and summary["overrides"] == overrides
     runs = {
