@@ -9,6 +9,9 @@ mrpc-finetune predict /tmp/run --file new_rows.csv [--out predictions.tsv]
 mrpc-finetune predict /tmp/run "first sentence" "second sentence"
 mrpc-finetune new-recipe reviews --from mrpc_minilm data.task=custom data.file=reviews.csv data.text_columns=[review]
 mrpc-finetune push /tmp/run your-name/mrpc-minilm [--private]
+mrpc-finetune repeat mrpc_minilm --seeds 5 [--jobs 2] data.dir=../shared/data/mrpc
+mrpc-finetune search mrpc_minilm --trials 20 [--seeds 2] [--space space.yaml] [--write-recipe NAME] data.dir=...
+mrpc-finetune compare runs/mrpc_minilm runs/mrpc_minilm-seeds [--summary] [--plot compare.png]
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import json
 import os
 import sys
 import textwrap
+from pathlib import Path
 
 from .errors import UserError
 from .recipe import Recipe, key_docs, load_recipe, recipe_names, recipes_dir, to_dict
@@ -163,6 +167,49 @@ def _cmd_push(args) -> None:
     print(f"pushed {args.run_dir}/model to {url}")
 
 
+def _cmd_repeat(args) -> None:
+    from .experiment import parse_seeds
+    from .repeat import repeat
+
+    seeds = parse_seeds(args.seeds, args.seed_list, default=5)
+    out = Path(args.output_dir) if args.output_dir else None
+    repeat(args.recipe, args.overrides, seeds, out, jobs=args.jobs, threads=args.threads)
+
+
+def _cmd_search(args) -> None:
+    from .experiment import parse_seeds
+    from .search import SearchSettings, search
+
+    seeds = parse_seeds(args.seeds, args.seed_list)
+    settings = SearchSettings(
+        recipe=args.recipe,
+        overrides=args.overrides,
+        trials=args.trials,
+        seeds=seeds,
+        out=Path(args.output_dir) if args.output_dir else None,
+        storage=args.storage,
+        space_file=args.space,
+        study=args.study,
+        heartbeat=args.heartbeat,
+        sampler_seed=args.sampler_seed,
+        prune_after=None if args.no_prune else args.prune_after,
+        write_recipe=args.write_recipe,
+    )
+    search(settings)
+
+
+def _cmd_compare(args) -> None:
+    from .compare import compare
+
+    print(compare([Path(p) for p in args.paths], plot=Path(args.plot), summary_rows=args.summary))
+
+
+def _add_seed_options(parser: argparse.ArgumentParser, default: int) -> None:
+    parser.add_argument("--seeds", type=int, default=None, help=f"how many seeds: 1..N (default {default})")
+    parser.add_argument("--seed-list", default=None, help="the seeds by name instead, e.g. 1,5,9")
+    parser.add_argument("--output-dir", default=None, help="the experiment folder")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mrpc-finetune", description="Fine-tune encoders on GLUE-style tasks.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -209,6 +256,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--private", action="store_true", help="create the repo private (an existing one keeps its setting)"
     )
     push.set_defaults(func=_cmd_push)
+
+    repeat = recipe_command("repeat", "train a recipe under several seeds and sum up the spread", _cmd_repeat)
+    _add_seed_options(repeat, default=5)
+    repeat.add_argument("--jobs", type=int, default=1, help="runs at once, the cores split between them (default 1)")
+    repeat.add_argument("--threads", type=int, default=None, help="threads per run (default: cores / jobs)")
+
+    search = recipe_command("search", "hyper-parameter search with Optuna (TPE, pruning, resumable)", _cmd_search)
+    search.add_argument("--trials", type=int, required=True, help="trials to finish (complete or pruned)")
+    _add_seed_options(search, default=1)
+    search.add_argument("--space", default=None, help="YAML search space (default: SEARCH in the recipe file)")
+    search.add_argument("--storage", default=None, help="Optuna storage URL (default sqlite in the folder)")
+    search.add_argument("--study", default=None, help="study name in the storage (default: the recipe's name)")
+    search.add_argument("--heartbeat", type=int, default=10, help="seconds between a trial's heartbeats (10)")
+    search.add_argument("--sampler-seed", type=int, default=0, help="seed of the TPE sampler (default 0)")
+    search.add_argument("--prune-after", type=int, default=3, help="trials finished before pruning starts (3)")
+    search.add_argument("--no-prune", action="store_true", help="run every trial to the end")
+    search.add_argument("--write-recipe", default=None, metavar="NAME", help="write the best point as recipes/NAME.py")
+
+    compare = commands.add_parser("compare", help="runs and experiment folders side by side: table and curves")
+    compare.add_argument("paths", nargs="+", help="run directories or experiment folders (repeat / search)")
+    compare.add_argument("--summary", action="store_true", help="an experiment folder as one row, not its runs")
+    compare.add_argument("--plot", default="compare.png", help="PNG of the evaluation curves (compare.png)")
+    compare.set_defaults(func=_cmd_compare)
     return parser
 
 

@@ -1,0 +1,96 @@
+"""``compare`` and the TensorBoard curves it reads: runs and experiment folders side by side."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mrpc_finetune.cli import main, train_with_loop
+from mrpc_finetune.events import eval_curves
+from mrpc_finetune.recipe import load_recipe
+
+
+@pytest.fixture(scope="module")
+def experiment(tiny_model_dir, tiny_mrpc_dir, tmp_path_factory):
+    """``exp/seed-1``, ``exp/seed-2`` (lr 1e-3) and ``other`` (lr 5e-4), with seed 1's evaluations as they
+    happened during training."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models on a shared machine: see conftest.one_torch_thread
+    root = tmp_path_factory.mktemp("compare")
+    common = [f"model.name={tiny_model_dir}", f"data.dir={tiny_mrpc_dir}", "train.batch_size=8", "train.epochs=3"]
+    common += ["train.logging_steps=2", "eval.batch_size=8"]
+    seen = []
+    for folder, extra in [("exp/seed-1", ["seed=1"]), ("exp/seed-2", ["seed=2"]), ("other", ["seed=1"])]:
+        lr = "train.lr=5e-4" if folder == "other" else "train.lr=1e-3"
+        recipe = load_recipe("mrpc_minilm", [*common, *extra, lr, f"output_dir={root / folder}"])
+        report = (lambda metrics, step: seen.append((step, dict(metrics)))) if folder == "exp/seed-1" else None
+        train_with_loop(recipe, on_evaluate=report)
+    torch.set_num_threads(threads)
+    (root / "exp" / "seed-3").mkdir()
+    (root / "exp" / "seed-3" / "recipe.json").write_text((root / "exp" / "seed-1" / "recipe.json").read_text())
+    return root, seen
+
+
+def metrics_of(folder):
+    return json.loads((folder / "metrics.json").read_text())
+
+
+def test_curves_are_the_evaluations_during_training(experiment):
+    root, seen = experiment
+    x_label, curves = eval_curves(root / "exp" / "seed-1")
+    assert x_label == "epoch" and [step for step, _ in seen] == [8, 16, 24]
+    assert set(curves) == {"accuracy", "f1", "loss"}
+    for name in curves:  # one point per epoch, the final re-evaluation of the best checkpoint left out
+        assert [x for x, _ in curves[name]] == [1.0, 2.0, 3.0]
+        assert [v for _, v in curves[name]] == pytest.approx([m[f"eval_{name}"] for _, m in seen], abs=1e-6)
+
+
+def test_table_of_runs(capsys, experiment, tmp_path):
+    root, _ = experiment
+    plot = tmp_path / "compare.png"
+    code = main(["compare", str(root / "exp" / "seed-1"), str(root / "other"), "--plot", str(plot)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "| run | eval_accuracy | eval_f1 | eval_loss | minutes | peak MB | train.lr |"
+    a, b = metrics_of(root / "exp" / "seed-1"), metrics_of(root / "other")
+    assert lines[2].startswith(f"| {root / 'exp' / 'seed-1'} | {a['eval_accuracy']:.4f} | {a['eval_f1']:.4f} | ")
+    assert lines[2].endswith(f"| {a['wall_seconds'] / 60:.2f} | {a['peak_memory_mb']:.0f} | 0.001 |")
+    assert lines[3].startswith(f"| {root / 'other'} | {b['eval_accuracy']:.4f} |") and lines[3].endswith("| 0.0005 |")
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_experiment_folder_expands_or_sums_up(capsys, experiment, tmp_path):
+    root, _ = experiment
+    code = main(["compare", str(root / "exp"), "--plot", str(tmp_path / "a.png")])
+    out, _ = capsys.readouterr()
+    assert code == 0
+    assert "| seed |" in out.splitlines()[0]  # the only recipe key that differs between the two seeds
+    assert f"| {root / 'exp' / 'seed-2'} |" in out and "1 unfinished run(s) left out" in out
+
+    code = main(["compare", str(root / "exp"), str(root / "other"), "--summary", "--plot", str(tmp_path / "b.png")])
+    out, _ = capsys.readouterr()
+    assert code == 0
+    header, _, summed, single = out.splitlines()[:4]
+    assert header.endswith("| train.lr | seed |")
+    losses = [metrics_of(root / "exp" / f"seed-{s}")["eval_loss"] for s in (1, 2)]
+    mean, std = sum(losses) / 2, abs(losses[0] - losses[1]) / 2**0.5
+    assert f"| {mean:.4f} ± {std:.4f} (n=2) |" in summed and summed.endswith("| 0.001 | 1,2 |")
+    assert single.endswith("| 0.0005 | 1 |")
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p, "not a run directory or an experiment folder"),
+        (lambda p: p.mkdir() or p, "no finished run below it"),
+    ],
+)
+def test_compare_bad_paths(capsys, tmp_path, make, message):
+    path = make(tmp_path / "nothing")
+    code = main(["compare", str(path), "--plot", str(tmp_path / "c.png")])
+    _, err = capsys.readouterr()
+    assert code == 2 and message in err and err.count("\n") == 1

@@ -1,0 +1,102 @@
+"""``repeat``: seeds as child processes under one folder, the summary's numbers, skip and resume after a kill."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+
+import pytest
+
+from mrpc_finetune.cli import main
+
+from .kill_checks import kill_after_checkpoint, run_again
+
+
+@pytest.fixture
+def overrides(tiny_overrides):
+    """The tiny run's overrides without output_dir, which repeat sets per seed."""
+    return [item for item in tiny_overrides if not item.startswith("output_dir=")]
+
+
+def test_repeat_summary_is_the_runs_aggregated(capsys, tmp_path, overrides):
+    out = tmp_path / "seeds"
+    code = main(["repeat", "mrpc_minilm", "--seeds", "2", "--jobs", "2", "--output-dir", str(out), *overrides])
+    printed, err = capsys.readouterr()
+    assert code == 0, err
+    threads = max(1, len(os.sched_getaffinity(0)) // 2)
+    assert "seeds 1, 2" in printed and f"2 to train, 2 at a time, {threads} thread(s) each" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["seeds"] == [1, 2] and summary["recipe"] == "mrpc_minilm" and summary["overrides"] == overrides
+    runs = {
+        run["seed"]: json.loads((out / f"seed-{run['seed']}" / "metrics.json").read_text()) for run in summary["runs"]
+    }
+    assert sorted(runs) == [1, 2]
+    for seed in (1, 2):
+        recorded = json.loads((out / f"seed-{seed}" / "recipe.json").read_text())
+        assert recorded["seed"] == seed and recorded["train"]["lr"] == 1e-3
+        assert (out / "logs" / f"seed-{seed}.log").is_file()
+    for key in ("eval_accuracy", "eval_f1", "eval_loss"):
+        a, b = runs[1][key], runs[2][key]
+        stats = summary["metrics"][key]
+        assert stats["n"] == 2
+        assert stats["mean"] == pytest.approx((a + b) / 2)
+        assert stats["std"] == pytest.approx(abs(a - b) / math.sqrt(2))  # sample std of two values
+        assert stats["median"] == pytest.approx((a + b) / 2)
+        assert (stats["min"], stats["max"]) == (min(a, b), max(a, b))
+    assert summary["selection"]["checkpoint_chosen_on"] == "validation"
+    assert (
+        summary["selection"]["metric"] == "eval_accuracy" and summary["selection"]["test_used_for_any_choice"] is False
+    )
+    assert "sample standard deviation" in summary["std"]
+    table = (out / "summary.md").read_text()
+    assert f"| eval_loss | 2 | {summary['metrics']['eval_loss']['mean']:.4f} |" in table
+    assert (out / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    stamps = {seed: (out / f"seed-{seed}" / "metrics.json").stat().st_mtime_ns for seed in (1, 2)}
+    code = main(["repeat", "mrpc_minilm", "--seed-list", "1,2", "--output-dir", str(out), *overrides])
+    printed, _ = capsys.readouterr()
+    assert code == 0 and "seed 1: finished before" in printed and "seed 2: finished before" in printed
+    assert stamps == {seed: (out / f"seed-{seed}" / "metrics.json").stat().st_mtime_ns for seed in (1, 2)}
+
+    code = main(["repeat", "mrpc_minilm", "--seeds", "2", "--output-dir", str(out), *overrides, "train.lr=5e-4"])
+    _, err = capsys.readouterr()
+    assert code == 2 and "seed-1 was trained with train.lr=0.001, this command asks for train.lr=0.0005" in err
+
+
+def test_repeat_resumes_after_sigkill(tmp_path, overrides):
+    """Kill the command (SIGKILL) while seed 2 trains: the rerun keeps seed 1 and resumes seed 2."""
+    out = tmp_path / "seeds"
+    argv = ["repeat", "mrpc_minilm", "--seeds", "2", "--threads", "1", "--output-dir", str(out)]
+    argv += [*overrides, "train.epochs=6"]  # 48 steps, a checkpoint per epoch: time to kill mid-run
+    kill_after_checkpoint(argv, out / "seed-2")
+    time.sleep(3)  # the orphaned child, if any, would finish seed 2 in this time
+    assert (out / "seed-1" / "metrics.json").is_file()
+    assert not (out / "seed-2" / "metrics.json").exists(), "the child outlived the killed command"
+    first_stamp = (out / "seed-1" / "metrics.json").stat().st_mtime_ns
+
+    rerun = run_again(argv)
+    assert "seed 1: finished before" in rerun.stdout and "seed 2: resuming" in rerun.stdout
+    assert (out / "seed-1" / "metrics.json").stat().st_mtime_ns == first_stamp
+    assert "resuming from" in (out / "logs" / "seed-2.log").read_text()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["finished_seeds"] == [1, 2] and summary["metrics"]["eval_accuracy"]["n"] == 2
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--seeds", "0"], "error: --seeds 0: must be at least 1"),
+        (["--seeds", "2", "train.lrr=1"], "error: unknown recipe key 'train.lrr'; did you mean train.lr?"),
+        (["--seeds", "2", "seed=4"], "error: repeat: seed= is set by the command"),
+        (["--seeds", "2", "--jobs", "0"], "error: --jobs 0: must be at least 1"),
+        (["--seeds", "2", "--threads", "0"], "error: --threads 0: must be at least 1"),
+    ],
+)
+def test_repeat_bad_input_is_one_line_before_anything(capsys, tmp_path, overrides, argv, message):
+    out = tmp_path / "seeds"
+    code = main(["repeat", "mrpc_minilm", "--output-dir", str(out), *argv, *overrides])
+    _, err = capsys.readouterr()
+    assert code == 2 and err.startswith(message) and err.count("\n") == 1
+    assert not out.exists()

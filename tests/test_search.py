@@ -1,0 +1,139 @@
+"""``search``: Optuna over a recipe; a pruned trial, resume after SIGKILL, the best point as a recipe, bad input."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import optuna
+import pytest
+
+from mrpc_finetune.cli import main
+from mrpc_finetune.recipe import load_recipe
+from mrpc_finetune.runs import RunDir
+
+from .conftest import REPO
+from .kill_checks import kill_after_checkpoint, run_again
+
+MINILM = str(REPO / "recipes" / "mrpc_minilm.py")
+
+
+@pytest.fixture
+def overrides(tiny_overrides):
+    """The tiny run's overrides without output_dir, which search sets per run."""
+    return [item for item in tiny_overrides if not item.startswith("output_dir=")]
+
+
+@pytest.fixture
+def lr_space(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text("train.lr: loguniform 1e-4 0.2\n")
+    return str(path)
+
+
+def test_pruned_trial_and_best_recipe(capsys, tmp_path, monkeypatch, overrides, lr_space):
+    """Two good trials first; the third (lr 0.1: the loss jumps) is worse than their median after one epoch."""
+    out = tmp_path / "search"
+    out.mkdir()
+    study = optuna.create_study(storage=f"sqlite:///{out / 'study.db'}", study_name="mrpc_minilm", direction="minimize")
+    for lr in (1e-3, 1e-3, 0.1):
+        study.enqueue_trial({"train.lr": lr})
+    monkeypatch.setenv("MRPC_FINETUNE_RECIPES", str(tmp_path / "recipes"))
+    argv = ["search", MINILM, "--trials", "3", "--space", lr_space, "--output-dir", str(out), "--prune-after", "2"]
+    code = main([*argv, "--write-recipe", "tiny_tuned", *overrides, "eval.metric=loss"])
+    printed, err = capsys.readouterr()
+    assert code == 0, err
+    result = json.loads((out / "search.json").read_text())
+    assert [t["state"] for t in result["trials"]] == ["complete", "complete", "pruned"]
+    assert result["direction"] == "minimize" and result["metric"] == "eval_loss"
+    pruned = result["trials"][2]
+    assert pruned["pruned_at"]["step"] == 8  # the first epoch's evaluation: 64 rows / batch 8
+    first_epoch = [json.loads((out / f"trial-{n}" / "seed-1" / "metrics.json").read_text()) for n in (0, 1)]
+    assert pruned["pruned_at"]["value"] > max(m["eval_loss"] for m in first_epoch)
+    assert not (out / "trial-2" / "seed-1" / "metrics.json").exists()
+    assert not (out / "trial-2" / "seed-1" / "checkpoints").exists()
+    assert not (out / "trial-0" / "seed-1" / "checkpoints").exists() and (out / "trial-0" / "seed-1" / "model").is_dir()
+    best = result["best"]
+    assert best["trial"] in (0, 1) and best["params"] == {"train.lr": 1e-3}
+    assert best["value"] == pytest.approx(min(m["eval_loss"] for m in first_epoch))
+    assert (out / "optimization_history.png").read_bytes()[:4] == b"\x89PNG"
+    assert "trial 2: pruned at step 8" in printed
+    written = load_recipe("tiny_tuned")
+    assert written.train.lr == 1e-3 and written.eval.metric == "loss" and written.model.name == overrides[0][11:]
+
+    code = main([*argv, *overrides, "eval.metric=loss"])  # all trials done: nothing more to train
+    printed, _ = capsys.readouterr()
+    assert code == 0 and "trial " not in printed.replace("best: trial", "")
+    assert len(json.loads((out / "search.json").read_text())["trials"]) == 3
+
+
+def test_search_resumes_after_sigkill(tmp_path, overrides, lr_space):
+    """Kill the search while trial 1 trains: the rerun fails it (its heartbeat stopped), retries its point and
+    resumes its run from the checkpoint; trial 0 is not trained again."""
+    out = tmp_path / "search"
+    argv = ["search", "mrpc_minilm", "--trials", "2", "--space", lr_space, "--output-dir", str(out), "--heartbeat", "1"]
+    argv += ["--no-prune", *overrides, "train.epochs=6"]
+    second = RunDir(out / "trial-1" / "seed-1")
+    killed_at = kill_after_checkpoint(argv, second.root)
+    first_stamp = (out / "trial-0" / "seed-1" / "metrics.json").stat().st_mtime_ns
+    assert not second.metrics_file.exists()
+    time.sleep(max(0.0, killed_at + 3.5 - time.time()))  # past the grace period of 3 heartbeats
+
+    rerun = run_again(argv)
+    result = json.loads((out / "search.json").read_text())
+    states = {t["number"]: t["state"] for t in result["trials"]}
+    assert states == {0: "complete", 1: "fail", 2: "complete"}
+    retry = result["trials"][2]
+    assert retry["retry_of"] == 1 and retry["dir"] == str(out / "trial-1")
+    assert retry["params"] == result["trials"][1]["params"]
+    assert "resuming from" in rerun.stderr + rerun.stdout
+    assert (out / "trial-0" / "seed-1" / "metrics.json").stat().st_mtime_ns == first_stamp
+    assert second.metrics_file.is_file() and not (out / "trial-2").exists()
+
+
+def test_seeds_average_into_the_objective(capsys, tmp_path, overrides, lr_space):
+    out = tmp_path / "search"
+    argv = ["search", "mrpc_minilm", "--trials", "1", "--seeds", "2", "--space", lr_space, "--output-dir", str(out)]
+    code = main([*argv, *overrides, "train.epochs=1"])
+    assert code == 0, capsys.readouterr().err
+    (trial,) = json.loads((out / "search.json").read_text())["trials"]
+    scores = [json.loads((out / "trial-0" / f"seed-{s}" / "metrics.json").read_text())["eval_accuracy"] for s in (1, 2)]
+    assert trial["values"] == {"1": scores[0], "2": scores[1]}
+    assert trial["value"] == pytest.approx(sum(scores) / 2)
+
+
+@pytest.mark.parametrize(
+    "space, argv, message",
+    [
+        ("train.lrr: uniform 0 1", [], "space.yaml: unknown recipe key 'train.lrr'; did you mean train.lr?"),
+        ("train.lr: gaussian 0 1", [], "space.yaml: train.lr: unknown distribution 'gaussian 0 1'"),
+        ("train.lr: loguniform 1e-3 1e-5", [], "space.yaml: train.lr: loguniform 0.001 1e-05: LOW must be below HIGH"),
+        ("train.lr: loguniform 1e-5 1e-3", ["--trials", "0"], "--trials 0: must be at least 1"),
+        ("train.lr: loguniform 1e-5 1e-3", ["--seeds", "0"], "--seeds 0: must be at least 1"),
+        ("train.lr: loguniform 1e-5 1e-3", ["train.lrr=1"], "unknown recipe key 'train.lrr'"),
+        ("train.lr: loguniform 1e-5 1e-3", ["output_dir=x"], "search: output_dir= is set by the command"),
+        ("train.lr: loguniform 1e-5 1e-3", ["--storage", "sqlite:////no/such/folder/s.db"], "--storage sqlite:"),
+        ("train.lr: loguniform 1e-5 1e-3", ["--storage", "nosuchdb://host/db"], "--storage nosuchdb://host/db: cannot"),
+    ],
+)
+def test_search_bad_input_is_one_line_before_training(capsys, tmp_path, overrides, space, argv, message):
+    path = tmp_path / "space.yaml"
+    path.write_text(space + "\n")
+    out = tmp_path / "search"
+    argv = ["search", "mrpc_minilm", "--space", str(path), "--output-dir", str(out), *argv]
+    code = main([*argv, *([] if "--trials" in argv else ["--trials", "2"]), *overrides])
+    _, err = capsys.readouterr()
+    assert code == 2 and err.startswith("error: ") and message in err and err.count("\n") == 1, err
+    assert not out.exists()
+
+
+def test_a_study_of_another_search_is_refused(capsys, tmp_path, overrides, lr_space):
+    out = tmp_path / "search"
+    out.mkdir()
+    study = optuna.create_study(storage=f"sqlite:///{out / 'study.db'}", study_name="mrpc_minilm")
+    study.set_user_attr("search", {"recipe": "mrpc_minilm", "overrides": [], "space": {"train.lr": "uniform 0 1"}})
+    code = main(["search", "mrpc_minilm", "--trials", "1", "--space", lr_space, "--output-dir", str(out), *overrides])
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert "study 'mrpc_minilm' in sqlite:" in err and "was started with another overrides" in err
+    assert len(study.trials) == 0
