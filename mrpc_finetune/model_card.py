@@ -223,7 +223,9 @@ def _seeds(summary: dict) -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for metric, stats in summary.get("metrics", {}).items():
-        figures = " | ".join(f"{stats[k]:.4f}" for k in ("mean", "std", "median", "min", "max"))
+        figures = " | ".join(
+            "–" if stats.get(k) is None else f"{stats[k]:.4f}" for k in ("mean", "std", "median", "min", "max")
+        )  # one seed has no std
         lines.append(f"| {metric} | {stats['n']} | {figures} |")
     return "\n".join(lines)
 
@@ -297,8 +299,9 @@ def _limits(recipe: Recipe, task: TaskSpec, metrics: dict, results: dict, summar
             "- **Selected on the dev set.** The checkpoint reported is the one that scored best on this same dev "
             "set, so its dev score is optimistic; only a held-out test split gives an unbiased figure" + test
         )
-    if summary and summary.get("metrics"):
-        metric, stats = next(iter(summary["metrics"].items()))
+    spread = next(iter(summary["metrics"].items()), None) if summary and summary.get("metrics") else None
+    if spread and spread[1].get("std") is not None:
+        metric, stats = spread
         lines.append(
             f"- **Seed noise.** Across {stats['n']} seeds {metric} ranged {stats['min']:.4f} to {stats['max']:.4f} "
             f"(std {stats['std']:.4f}); a difference smaller than that between two recipes is not evidence."

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
+import json
 import os
 import signal
 import subprocess
@@ -27,8 +28,10 @@ from pathlib import Path
 
 import mrpc_finetune
 
+from . import runs
 from .errors import UserError
 from .experiment import check_overrides, read_metrics, recipe_for_run
+from .model_card import write_model_card
 from .pipeline import best_metric_name, prepare
 from .recipe import Recipe, load_recipe
 from .summary import build_summary, selection_note, write_summary
@@ -81,6 +84,7 @@ def repeat(
         if finished:
             for path in write_summary(out, summary):
                 print(f"wrote {path}")
+            _add_summary_to_model_cards(finished, summary)
     if failed:
         first = failed[0]
         raise UserError(
@@ -88,6 +92,16 @@ def repeat(
             f"(log {first.log}); the summary holds the {len(finished)} finished"
         )
     return summary
+
+
+def _add_summary_to_model_cards(finished: list[tuple[int, Path, dict]], summary: dict) -> None:
+    """Each seed's ``model/README.md`` gets the spread across all the seeds beside its own numbers."""
+    for _, folder, metrics in finished:
+        run = runs.RunDir(folder)
+        if run.run_info.is_file() and run.model.is_dir():
+            info = json.loads(run.run_info.read_text())
+            recipe = load_recipe(str(run.recipe_file))
+            write_model_card(run.model, recipe=recipe, metrics=metrics, run_info=info, summary=summary)
 
 
 def _train_all(recipe_arg, overrides, planned: list[SeedRun], jobs: int, threads: int | None) -> list[SeedRun]:

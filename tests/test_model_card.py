@@ -125,3 +125,17 @@ def test_no_selection_is_said_when_nothing_was_selected(tmp_path, tiny_mrpc_dir)
     path = write_model_card(tmp_path, recipe=recipe, metrics={"eval_accuracy": 0.7, "eval_rows": 20}, run_info={})
     text = ModelCard.load(path).text
     assert "picked the best checkpoint" not in text and "No selection." in text
+
+
+def test_a_single_seed_summary_has_no_spread_to_show(tmp_path):
+    from mrpc_finetune.model_card import model_card
+
+    summary = {
+        "seeds": [7],
+        "metrics": {"eval_accuracy": {"n": 1, "mean": 0.8, "std": None, "median": 0.8, "min": 0.8, "max": 0.8}},
+    }
+    recipe = load_recipe("mrpc_minilm", ["data.dir=/data/mrpc"])
+    card = model_card(
+        recipe=recipe, metrics={"eval_accuracy": 0.8, "eval_f1": 0.85, "eval_rows": 408}, run_info={}, summary=summary
+    )
+    assert "| eval_accuracy | 1 | 0.8000 | – | 0.8000 | 0.8000 | 0.8000 |" in str(card)

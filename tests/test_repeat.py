@@ -53,6 +53,8 @@ def test_repeat_summary_is_the_runs_aggregated(capsys, tmp_path, overrides):
     table = (out / "summary.md").read_text()
     assert f"| eval_loss | 2 | {summary['metrics']['eval_loss']['mean']:.4f} |" in table
     assert (out / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    card = (out / "seed-1" / "model" / "README.md").read_text()  # each model card holds the spread over the seeds
+    assert "1, 2" in card and f"{summary['metrics']['eval_accuracy']['mean']:.4f}" in card
 
     stamps = {seed: (out / f"seed-{seed}" / "metrics.json").stat().st_mtime_ns for seed in (1, 2)}
     code = main(["repeat", "mrpc_minilm", "--seed-list", "1,2", "--output-dir", str(out), *overrides])
