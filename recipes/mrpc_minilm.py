@@ -19,3 +19,13 @@ RECIPE = Recipe(
     # head from wrecking the pretrained layers early. 3668 pairs / 32 = 115 steps per epoch x 5 epochs.
     train=TrainConfig(lr=1e-4, warmup_ratio=0.1, epochs=5),
 )
+
+# `mrpc-finetune search mrpc_minilm` explores this space (docs/benchmarks.md: the protocol and the trials). Epochs
+# stop at 7: about 9.5 minutes on a 2-core CPU, inside the 12 minutes a run may take.
+SEARCH = {
+    "train.lr": "loguniform 3e-5 3e-4",
+    "train.epochs": "int 3 7",
+    "train.warmup_ratio": "uniform 0.0 0.2",
+    "train.layer_lr_decay": "uniform 0.6 1.0",
+    "model.dropout": "choice 0.0 0.1",
+}
