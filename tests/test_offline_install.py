@@ -84,7 +84,9 @@ def test_setup_offline_from_a_wheelhouse_then_make_test(shared_mrpc, tmp_path):
     assert setup.returncode == 0, setup.stdout[-2000:] + setup.stderr[-3000:]
     assert f"keeping torch=={torch_before}" in setup.stdout
     assert venv_torch(venv) == torch_before
-    where = run([str(venv / "bin" / "python"), "-c", "import mrpc_finetune; print(mrpc_finetune.__file__)"], tmp_path)
+    where = run(
+        [str(venv / "bin" / "python"), "-c", "import mrpc_finetune; print(mrpc_finetune.__file__)"], tmp_path, env
+    )
     assert where.stdout.strip() == str(clone / "mrpc_finetune" / "__init__.py")  # the clone's code, editable
 
     tested = run(offline_command("make", "test"), clone, env)
