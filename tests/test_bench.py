@@ -11,6 +11,9 @@ import torch
 
 from .conftest import REPO
 
+TINY_ENCODER_PARAMS = 2 * (4 * (32 * 32 + 32) + (32 * 64 + 64) + (64 * 32 + 32) + 4 * 32)
+"""Non-embedding encoder parameters of conftest's tiny BERT: 2 layers, width 32, feed-forward 64."""
+
 
 def tiny_spec(model_dir, data_dir, **settings) -> dict:
     """A benchmark spec for the tiny model and fixture data: 2 steps of batch 8."""
@@ -39,10 +42,19 @@ def test_bench_settings_and_report(bench, tiny_model_dir, tiny_mrpc_dir, tmp_pat
     assert by_setting["C"]["padding_efficiency"] > 0.8  # one length-bucket batch of the 64 tiny rows
     assert set(by_setting["C"]["overhead"]) >= {"trainer_ms_per_step", "bare_ms_per_step", "ratio", "cpu_ratio"}
     assert "overhead" not in by_setting["A"] and "overhead" not in by_setting["B"]
+    # model FLOPs count the real tokens only: A trains the same rows as B with more padding, not more model FLOPs
+    for result in results:
+        assert result["model_flops"] > 6 * TINY_ENCODER_PARAMS * result["real_tokens"]
+        assert result["model_flops_per_s"] == pytest.approx(result["model_flops"] / result["seconds"])
 
-    summary = bench.summarize(results)
+    peak = bench.matmul_peak({"peak_size": 128})
+    assert peak["dtype"] == "float32" and peak["device"] == "cpu" and peak["flops_per_s"] > 0
+    summary = bench.summarize(results, peak["flops_per_s"])
+    for setting in "ABC":
+        assert summary[setting]["mfu"] == pytest.approx(summary[setting]["model_flops_per_s"] / peak["flops_per_s"])
     report = {
         "summary": summary,
+        "peak": peak,
         "overhead": bench.overhead_summary(results),
         "startup": None,
         "json": str(tmp_path / "bench.json"),
@@ -53,6 +65,8 @@ def test_bench_settings_and_report(bench, tiny_model_dir, tiny_mrpc_dir, tmp_pat
     ratio = summary["C"]["samples_per_s"] / summary["A"]["samples_per_s"]
     assert lines[-1].startswith(f"speedup C/A={ratio:.2f} ")
     assert any(line.startswith("framework overhead:") for line in lines)
+    assert any(line.startswith("MFU = model FLOPs of the real tokens") for line in lines)
+    assert lines[0].split()[8] == "MFU" and re.fullmatch(r"\d+\.\d%", lines[1].split()[6])
     json.dumps(report)  # the report is written as JSON
     bench.plot(summary, tmp_path / "bench.png", "tiny")
     assert (tmp_path / "bench.png").read_bytes()[:4] == b"\x89PNG"
@@ -76,8 +90,34 @@ def test_startup_probe_finds_the_map_cache(bench, tiny_model_dir, tiny_mrpc_dir,
 
 def test_gpu_benchmark_driver_runs_on_cpu(bench, tiny_model_dir, tiny_mrpc_dir, tmp_path):
     """The --gpu driver's glue, eager only and in this process (its CUDA runs need the lead's GPU machine)."""
-    spec = tiny_spec(tiny_model_dir, tiny_mrpc_dir, epochs=3, warmup=10, workdir=str(tmp_path))
-    report = bench.gpu_benchmark(spec, compile_modes=(False,), run=bench.run_setting, log=lambda line: None)
+    spec = tiny_spec(tiny_model_dir, tiny_mrpc_dir, epochs=3, warmup=10, workdir=str(tmp_path), peak_size=128)
+    logged = []
+    report = bench.gpu_benchmark(
+        spec, compile_modes=(False,), run=bench.run_setting, measure_peak=bench.matmul_peak, log=logged.append
+    )
     assert list(report["summary"]) == ["A", "B", "C"] and report["precision"] == "fp32"
+    assert report["peak"]["dtype"] == "float32"  # the runs' precision: bf16 / fp16 on a GPU
     assert re.fullmatch(r"speedup C/A=\d+\.\d\d C/B=\d+\.\d\d", report["speedup"])
+    header, table, peak_line = logged[-5], logged[-4:-1], logged[-1]  # after the three per-run lines
+    assert "all steps (quick)" in header  # spec steps > 0; a full run says "3 MRPC epochs"
+    assert "3 MRPC epochs" in bench.gpu_report_lines(report, epochs=3)[0]
+    for line, setting in zip(table, "ABC", strict=True):
+        seconds, mfu = line.split()[1], line.split()[5]
+        assert line.startswith(setting) and float(seconds) > 0 and re.fullmatch(r"\d+\.\d%", mfu)
+    assert peak_line.startswith("MFU = model FLOPs") and "float32 matmul peak" in peak_line
     json.dumps(report)
+
+
+def test_compiled_runs_pad_to_a_multiple_of_16(bench, tiny_model_dir, tiny_mrpc_dir, tmp_path):
+    """torch.compile recompiles per shape: compiled B and C batches are padded to 16, 32, ...; A stays at 128."""
+    from mrpc_finetune.pipeline import prepare
+
+    spec = tiny_spec(tiny_model_dir, tiny_mrpc_dir, workdir=str(tmp_path))
+    recipe = bench.setting_recipe("C", spec)
+    prepared = prepare(recipe)
+    longest = max(len(prepared.splits["train"][i]["input_ids"]) for i in range(5))
+    for compiled, expected in ((True, -(-longest // 16) * 16), (False, longest)):  # fp32 on CPU: no rounding
+        for setting in "ABC":
+            train, collate = bench.setting_batches(setting, {**spec, "compile": compiled}, prepared, 128)
+            width = collate([train[i] for i in range(5)])["input_ids"].shape[1]
+            assert width == (128 if setting == "A" else expected)
