@@ -55,7 +55,8 @@ class DataConfig:
     """Local folder with ``{train,validation,test}.{jsonl,json,csv,tsv,parquet}``; None (and no ``file``) loads from
     the Hub."""
     hub_dataset: str = "nyu-mll/glue"
-    """Hub dataset id used when ``dir`` is None; the Hub config is the task name."""
+    """The dataset ``datasets.load_dataset`` reads when ``dir`` and ``file`` are None, with the task name as its
+    config: a Hub id, or a local folder laid out as that Hub repository (parquet files per config)."""
     max_length: int = 128
     """Pairs longer than this many tokens are truncated, longest text first."""
     num_proc: int | None = None

@@ -9,6 +9,8 @@ import re
 import pytest
 import torch
 
+from mrpc_finetune.hardware import pad_to_multiple_of, select_precision
+
 from .conftest import REPO
 
 TINY_ENCODER_PARAMS = 2 * (4 * (32 * 32 + 32) + (32 * 64 + 64) + (64 * 32 + 32) + 4 * 32)
@@ -95,8 +97,10 @@ def test_gpu_benchmark_driver_runs_on_cpu(bench, tiny_model_dir, tiny_mrpc_dir, 
     report = bench.gpu_benchmark(
         spec, compile_modes=(False,), run=bench.run_setting, measure_peak=bench.matmul_peak, log=logged.append
     )
-    assert list(report["summary"]) == ["A", "B", "C"] and report["precision"] == "fp32"
-    assert report["peak"]["dtype"] == "float32"  # the runs' precision: bf16 / fp16 on a GPU
+    precision = select_precision("auto")  # fp32 here; bf16 or fp16 on a CUDA host
+    assert list(report["summary"]) == ["A", "B", "C"] and report["precision"] == precision
+    dtypes = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+    assert report["peak"]["dtype"] == dtypes[precision]  # the peak is measured in the runs' precision
     assert re.fullmatch(r"speedup C/A=\d+\.\d\d C/B=\d+\.\d\d", report["speedup"])
     header, table, peak_line = logged[-5], logged[-4:-1], logged[-1]  # after the three per-run lines
     assert "all steps (quick)" in header  # spec steps > 0; a full run says "3 MRPC epochs"
@@ -116,7 +120,8 @@ def test_compiled_runs_pad_to_a_multiple_of_16(bench, tiny_model_dir, tiny_mrpc_
     recipe = bench.setting_recipe("C", spec)
     prepared = prepare(recipe)
     longest = max(len(prepared.splits["train"][i]["input_ids"]) for i in range(5))
-    for compiled, expected in ((True, -(-longest // 16) * 16), (False, longest)):  # fp32 on CPU: no rounding
+    eager = pad_to_multiple_of(select_precision("auto")) or 1  # fp32 on a CPU: no rounding; 8 under bf16 / fp16
+    for compiled, expected in ((True, -(-longest // 16) * 16), (False, -(-longest // eager) * eager)):
         for setting in "ABC":
             train, collate = bench.setting_batches(setting, {**spec, "compile": compiled}, prepared, 128)
             width = collate([train[i] for i in range(5)])["input_ids"].shape[1]
