@@ -21,8 +21,8 @@ from .data_checks import (
     find_label_names,
     is_labelled,
 )
-from .errors import UserError
-from .modeling import OFFLINE_ROUTE, _first_line, hub_reachable
+from .errors import UserError, first_line
+from .modeling import OFFLINE_ROUTE, hub_reachable
 from .recipe import DataConfig
 from .tasks import CUSTOM, TaskSpec, task_for
 
@@ -183,7 +183,7 @@ def _read_splits(cfg: DataConfig, task: TaskSpec):
             if not local_hub_folder(cfg.hub_dataset):
                 raise
             raise UserError(
-                f"data.hub_dataset={cfg.hub_dataset}: cannot load config {task.name!r} ({_first_line(err)})"
+                f"data.hub_dataset={cfg.hub_dataset}: cannot load config {task.name!r} ({first_line(err)})"
             ) from None
         return raw, {split: f"{cfg.hub_dataset}/{task.name}:{split}" for split in raw}
     files = find_split_files(cfg.dir, task)

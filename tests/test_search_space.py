@@ -43,8 +43,10 @@ def test_yaml_file_wins_over_the_default(tmp_path):
     path.write_text("train.lr: loguniform 1e-5 1e-4\n")
     space, source = load_space("mrpc_minilm", str(path), BASE)
     assert [d.key for d in space] == ["train.lr"] and source == str(path)
-    space, source = load_space("mrpc_minilm", None, BASE)
+    space, source = load_space("mrpc", None, load_recipe("mrpc"))  # a recipe file without SEARCH
     assert [d.key for d in space] == list(DEFAULT_SPACE) and source == "the default search space"
+    space, source = load_space("mrpc_minilm", None, BASE)  # the one beside the recipe
+    assert "train.layer_lr_decay" in [d.key for d in space] and source.endswith("mrpc_minilm.py SEARCH")
 
 
 def test_search_beside_recipe(tmp_path):
