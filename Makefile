@@ -1,4 +1,4 @@
-# mrpc_finetune: make setup, make test, make train RECIPE=mrpc_minilm ARGS="data.dir=../shared/data/mrpc"
+# mrpc_finetune: make setup, make test, make train (MRPC from the Hub), make train ARGS="data.dir=DIR" (local files)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
@@ -19,7 +19,7 @@ WITH_TORCH ?= 0
 OFFLINE_PIP = $(BIN)/python -m pip install --no-index --find-links $(WHEELHOUSE)
 TORCH_PIN = from importlib.metadata import version; print('torch==' + version('torch'))
 
-.PHONY: setup lock wheelhouse setup-offline test test-all quality format train train-loop train-accelerate eval predict tensorboard bench clean
+.PHONY: setup lock wheelhouse setup-offline test test-all quality format train train-loop train-accelerate eval predict tensorboard mlflow bench clean
 
 setup:  ## .venv with the exact versions of requirements.lock (torch CPU wheel included), then this project editable
 	$(PYTHON) -m venv $(VENV)
@@ -91,6 +91,9 @@ predict:  ## predict a file's rows with a finished run: make predict RUN=runs/re
 
 tensorboard:  ## serve every run's curves on http://localhost:6006
 	$(BIN)/tensorboard --logdir runs --port 6006
+
+mlflow:  ## serve the runs logged with train.report_to=[...,mlflow] (./mlflow.db) on http://localhost:5000
+	$(BIN)/mlflow ui --port 5000
 
 bench:  ## padding/throughput/MFU benchmark on $(DATA) (see docs/benchmarks.md)
 	$(BIN)/python bench/bench.py --data $(DATA) --steps 60 --repeats 2
