@@ -20,7 +20,6 @@ import torch
 from accelerate import Accelerator, PartialState
 from accelerate.utils import gather_object, parse_flag_from_env
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from . import guards, loop_sequence, loop_utils, runs
 from .errors import UserError
@@ -112,7 +111,8 @@ def train(recipe: Recipe, on_evaluate=None):
         wait_for_everyone=accelerator.wait_for_everyone,
         on_evaluate=on_evaluate,
     )
-    try:
+    with trackers:  # closed as FINISHED, or as FAILED / KILLED when an exception leaves the block
+        trackers.log_params(recipe_params(recipe))
         training_started = time.time()
         stopped_early = _train(loop, accelerator, model, sampler, train_loader, optimizer, scheduler)
         train_runtime = time.time() - training_started
@@ -125,10 +125,6 @@ def train(recipe: Recipe, on_evaluate=None):
             train_runtime=train_runtime,
             stopped_early=stopped_early,
         )
-    except BaseException:
-        trackers.close("FAILED")
-        raise
-    trackers.close()
     accelerator.end_training()
     return accelerator, model, metrics
 
@@ -136,13 +132,7 @@ def train(recipe: Recipe, on_evaluate=None):
 def _train(loop: LoopRun, accelerator, model, sampler, train_loader, optimizer, scheduler) -> bool:
     """Optimizer steps until the plan's last one (or early stopping); True if it stopped early."""
     recipe, plan, state = loop.recipe, loop.plan, loop.state
-    progress = tqdm(
-        total=plan.total_steps,
-        initial=state.global_step,
-        desc="train (accelerate loop)",
-        unit="step",
-        disable=not accelerator.is_local_main_process,
-    )
+    progress = loop_sequence.progress_bar(loop)
     model.train()
     step_loss = torch.zeros((), device=accelerator.device)
     done = False

@@ -67,6 +67,14 @@ class LoopRun:
     on_evaluate: Callable[[dict[str, Any], int], None] | None = None
 
 
+def progress_bar(loop: LoopRun):
+    """The steps of the run, shown by the main process (a resumed run starts at its checkpoint's step)."""
+    from tqdm.auto import tqdm
+
+    total, done = loop.plan.total_steps, loop.state.global_step
+    return tqdm(total=total, initial=done, desc=f"train ({loop.name} loop)", unit="step", disable=not loop.is_main)
+
+
 def after_optimizer_step(loop: LoopRun, *, learning_rate: float, grad_norm: float | None) -> bool:
     """Log, evaluate, report, checkpoint, rotate: what follows every optimizer step. True when training is over:
     the last step is done, or ``eval.patience`` evaluations in a row did not improve the selection metric."""

@@ -22,7 +22,6 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import BatchSampler, DataLoader
-from tqdm.auto import tqdm
 
 from . import guards, loop_sequence, loop_utils, runs
 from .errors import UserError
@@ -91,7 +90,6 @@ def main(recipe: Recipe, *, on_evaluate=None) -> dict:
     state = _resume_or_start(recipe, run, model, optimizer, scheduler, scaler, processes)
     autocast = _autocast(processes.device, prepared.precision)
     trackers = open_trackers(recipe, run.root, enabled=processes.is_main)
-    trackers.log_params(recipe_params(recipe))
     loop = LoopRun(
         name="torch",
         recipe=recipe,
@@ -128,7 +126,8 @@ def main(recipe: Recipe, *, on_evaluate=None) -> dict:
         wait_for_everyone=processes.wait_for_everyone,
         on_evaluate=on_evaluate,
     )
-    try:
+    with trackers:  # closed as FINISHED, or as FAILED / KILLED when an exception leaves the block
+        trackers.log_params(recipe_params(recipe))
         training_started = time.time()
         stopped_early = _train(loop, prepared, trained, sampler, optimizer, scheduler, scaler, autocast, processes)
         train_runtime = time.time() - training_started
@@ -137,23 +136,13 @@ def main(recipe: Recipe, *, on_evaluate=None) -> dict:
         metrics = loop_sequence.finish(
             loop, model=model, tokenizer=prepared.tokenizer, train_runtime=train_runtime, stopped_early=stopped_early
         )
-    except BaseException:
-        trackers.close("FAILED")
-        raise
-    trackers.close()
     return metrics
 
 
 def _train(loop: LoopRun, prepared: Prepared, trained, sampler, optimizer, scheduler, scaler, autocast, processes):
     """Optimizer steps until the plan's last one (or early stopping); True if it stopped early."""
     recipe, plan, state = loop.recipe, loop.plan, loop.state
-    progress = tqdm(
-        total=plan.total_steps,
-        initial=state.global_step,
-        desc="train (torch loop)",
-        unit="step",
-        disable=not processes.is_main,
-    )
+    progress = loop_sequence.progress_bar(loop)
     trained.train()
     step_loss, done = 0.0, False
     try:

@@ -147,7 +147,6 @@ def main(recipe: Recipe, *, on_evaluate=None) -> dict:
     )
     args = training_arguments(recipe, run.checkpoints, prepared.precision, prepared.task)
     trackers = open_trackers(recipe, run.root, enabled=args.process_index == 0)
-    trackers.log_params(recipe_params(recipe))
     callbacks = [TrackersCallback(trackers), StopOnNonFiniteLoss(recipe.train.lr), LogAtEachSaveAndEnd()]
     if recipe.eval.patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=recipe.eval.patience))
@@ -170,15 +169,14 @@ def main(recipe: Recipe, *, on_evaluate=None) -> dict:
     hook = EvaluationHook(on_evaluate, prefixes) if on_evaluate else None
     if hook:
         trainer.add_callback(hook)
-    try:
+    with trackers:  # closed as FINISHED, or as FAILED / KILLED when an exception leaves the block
+        trackers.log_params(recipe_params(recipe))
         metrics = _train_and_evaluate(trainer, recipe, prepared, run, hook, started)
-    except BaseException:
-        trackers.close("FAILED")
-        raise
-    if trainer.is_world_process_zero():
-        finish_run(recipe, run, model=trainer.model, tokenizer=prepared.tokenizer, metrics=metrics, trackers=trackers)
-    trainer.accelerator.wait_for_everyone()
-    trackers.close()
+        if trainer.is_world_process_zero():
+            finish_run(
+                recipe, run, model=trainer.model, tokenizer=prepared.tokenizer, metrics=metrics, trackers=trackers
+            )
+        trainer.accelerator.wait_for_everyone()
     return metrics
 
 

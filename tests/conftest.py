@@ -145,8 +145,9 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released): a connection to it is refused at once."""
+def free_port() -> int:
+    """A loopback port nothing listens on (bound, then released): a connection to it is refused at once, and a
+    multi-process test's process group can take it."""
     import socket
 
     with socket.socket() as sock:

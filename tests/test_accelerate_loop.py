@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -19,7 +18,7 @@ from mrpc_finetune.inference import predict_logits
 from mrpc_finetune.recipe import load_recipe
 from mrpc_finetune.tasks import get_task
 
-from .conftest import REPO, mrpc_rows, write_jsonl
+from .conftest import REPO, free_port, mrpc_rows, write_jsonl
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread", "fresh_accelerate_state")
 
@@ -39,12 +38,6 @@ def fresh_accelerate_state():
     reset_accelerate_state()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_two_processes_evaluate_every_row_once_and_agree(tiny_model_dir, tmp_path):
     data_dir = tmp_path / "data"
     data_dir.mkdir()
@@ -60,7 +53,7 @@ def test_two_processes_evaluate_every_row_once_and_agree(tiny_model_dir, tmp_pat
         "--num_machines=1",
         "--mixed_precision=no",
         "--dynamo_backend=no",
-        f"--main_process_port={_free_port()}",
+        f"--main_process_port={free_port()}",
         str(REPO / "tests" / "accelerate_worker.py"),
         "mrpc_minilm",
         f"model.name={tiny_model_dir}",

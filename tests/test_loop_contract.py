@@ -16,7 +16,6 @@ import json
 import math
 import os
 import random
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -32,7 +31,7 @@ from mrpc_finetune.cli import train_with_loop
 from mrpc_finetune.evaluation import evaluate_run
 from mrpc_finetune.recipe import load_recipe
 
-from .conftest import REPO, mrpc_rows, write_jsonl
+from .conftest import REPO, free_port, mrpc_rows, write_jsonl
 
 LOOPS = ["trainer", "torch", "accelerate"]
 ON_CPU = not torch.cuda.is_available()
@@ -530,12 +529,6 @@ def test_bad_settings_stop_before_any_run(loop, override, message, capsys, tiny_
 # --- two processes under torchrun ---------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_two_processes_write_one_run_that_evaluates_alike(loop, tiny_model_dir, tmp_path):
     """torchrun, 2 gloo processes: one run directory, each of the 21 validation rows counted once, and the same
     accuracy, F1 and loss as a single-process evaluation of the saved model."""
@@ -549,7 +542,7 @@ def test_two_processes_write_one_run_that_evaluates_alike(loop, tiny_model_dir, 
         "-m",
         "torch.distributed.run",
         "--nproc_per_node=2",
-        f"--master_port={_free_port()}",
+        f"--master_port={free_port()}",
         "-m",
         "mrpc_finetune",
         "train",

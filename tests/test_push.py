@@ -10,7 +10,7 @@ from huggingface_hub import HfApi, constants
 
 from mrpc_finetune.cli import main
 
-from .conftest import closed_port
+from .conftest import free_port
 
 TOKEN = "hf_FAKEtokenFORtestsONLY1234"
 
@@ -81,7 +81,7 @@ def test_no_token(finished_run, hub_calls, capsys):
 
 def test_hub_unreachable_and_the_token_stays_unprinted(finished_run, hub_calls, capsys, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", TOKEN)
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")
     code, out, err = push(capsys, finished_run, "me/model")
     assert code == 2 and "cannot be reached" in err and hub_calls == []
     assert TOKEN not in out + err

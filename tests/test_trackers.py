@@ -17,7 +17,7 @@ from mrpc_finetune.errors import UserError
 from mrpc_finetune.recipe import Recipe, TrainConfig
 from mrpc_finetune.trackers import check_trackers, open_trackers, recipe_params
 
-from .conftest import closed_port
+from .conftest import free_port
 
 STEPS = {
     1: {"train/loss": 0.69, "train/learning_rate": 1e-4, "train/epoch": 0.25},
@@ -150,7 +150,7 @@ def test_mlflow_run_that_raises_is_marked_failed(tmp_path, monkeypatch, sqlite_s
     ],
 )
 def test_mlflow_store_mlflow_refuses_or_cannot_reach_fails_before_the_run(tmp_path, monkeypatch, uri, message):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri.format(tmp=tmp_path, port=closed_port()))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri.format(tmp=tmp_path, port=free_port()))
     monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
     with pytest.raises(UserError, match=message) as error:
         check_trackers(make_recipe(tmp_path, ["mlflow"]))
