@@ -300,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; rerun with resume=true to continue from the last checkpoint", file=sys.stderr)
+        resume = "; rerun with resume=true to continue from the last checkpoint" if args.command == "train" else ""
+        print(f"interrupted{resume}", file=sys.stderr)
         return 130
     return 0
