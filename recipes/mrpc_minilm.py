@@ -13,11 +13,14 @@ RECIPE = Recipe(
         # sentence-transformers trained this encoder with mean pooling, so its [CLS] pooler never learned
         # (bias 0, weights ~0.009): start it as tanh([CLS]) or the head begins almost blind.
         pooler="identity",
-        dropout=0.0,  # 22.7M params, 5 epochs of 3668 pairs: dropout only slowed learning in the sweep
+        dropout=0.0,  # 22.7M params, a few epochs of 3668 pairs: no trial of the search gained from 0.1
     ),
-    # A small encoder wants a larger step than BERT-base's 2e-5; warm-up (57 of 575 steps) keeps the fresh
-    # head from wrecking the pretrained layers early. 3668 pairs / 32 = 115 steps per epoch x 5 epochs.
-    train=TrainConfig(lr=1e-4, warmup_ratio=0.1, epochs=5),
+    # The best of the `search` below (trial 8, lr 8.8e-5, 4 epochs, warm-up 0.128, decay 0.793; rounded here),
+    # chosen on a 10% carve of train so that the official validation split never took part in the choice.
+    # 3668 pairs / 32 = 115 steps per epoch x 4 epochs = 460 steps, of which 13% (60) warm up.
+    # layer_lr_decay: each layer below the head learns at 0.79x the rate of the one above it, so the
+    # embeddings move at 0.79^7 = 0.19x the head's rate and keep more of what pretraining taught them.
+    train=TrainConfig(lr=8.8e-5, warmup_ratio=0.13, epochs=4, layer_lr_decay=0.79),
 )
 
 # `mrpc-finetune search mrpc_minilm` explores this space (docs/benchmarks.md: the protocol and the trials). Epochs
