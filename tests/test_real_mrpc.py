@@ -1,6 +1,7 @@
-"""The full `mrpc_minilm` recipe on the real MRPC data, as a user runs it (`make test-all`: about 7 minutes alone
-on 2 cores). The recipe measured 0.8235 / 0.8784 (docs/benchmarks.md); the floors leave room for other
-hardware and thread counts, not for a broken pipeline (a constant answer scores 0.684 / 0.812)."""
+"""The full `mrpc_minilm` recipe on the real MRPC data, as a user runs it (`make test-all`: about 5 minutes alone
+on 2 cores). Over seeds 1-5 the recipe scored dev accuracy 0.792-0.821 and F1 0.853-0.873 (docs/benchmarks.md);
+the floors sit a point under the worst seed, to leave room for other seeds and hardware, not for a broken
+pipeline (a constant answer scores 0.684 / 0.812)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import pytest
 
 from .conftest import REPO
 
-ACCURACY_FLOOR = 0.80
-F1_FLOOR = 0.85
+ACCURACY_FLOOR = 0.78
+F1_FLOOR = 0.84
 
 
 @pytest.mark.slow
