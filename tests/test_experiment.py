@@ -55,7 +55,7 @@ def write_run(folder, recipe, finished: bool):
 
 
 def test_run_states_and_recipe_checks(tmp_path):
-    base = load_recipe("mrpc_minilm")
+    base = load_recipe("mrpc_minilm", ["train.lr=1e-4"])  # the error message below names this value
     assert run_status(tmp_path / "none") == "new"
     recipe, status = recipe_for_run(base, 3, tmp_path / "seed-3")
     assert status == "new" and recipe.seed == 3 and recipe.output_dir == str(tmp_path / "seed-3")
