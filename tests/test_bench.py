@@ -24,13 +24,24 @@ def tiny_spec(model_dir, data_dir, **settings) -> dict:
 
 @pytest.fixture(scope="module")
 def bench():
+    """bench/bench.py, the command; loading it puts bench/ on sys.path for its bench_* modules."""
     spec = importlib.util.spec_from_file_location("mrpc_bench", REPO / "bench" / "bench.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def test_bench_settings_and_report(bench, tiny_model_dir, tiny_mrpc_dir, tmp_path):
+@pytest.fixture(scope="module")
+def runs(bench):
+    return importlib.import_module("bench_runs")
+
+
+@pytest.fixture(scope="module")
+def reporting(bench):
+    return importlib.import_module("bench_report")
+
+
+def test_bench_settings_and_report(bench, runs, reporting, tiny_model_dir, tiny_mrpc_dir, tmp_path):
     spec = tiny_spec(tiny_model_dir, tiny_mrpc_dir, warmup=1, workdir=str(tmp_path / "work"), overhead=True)
     logged = []
     results = bench.run_benchmark(spec, repeats=1, isolate=False, log=logged.append)
@@ -49,20 +60,20 @@ def test_bench_settings_and_report(bench, tiny_model_dir, tiny_mrpc_dir, tmp_pat
         assert result["model_flops"] > 6 * TINY_ENCODER_PARAMS * result["real_tokens"]
         assert result["model_flops_per_s"] == pytest.approx(result["model_flops"] / result["seconds"])
 
-    peak = bench.matmul_peak({"peak_size": 128})
+    peak = runs.matmul_peak({"peak_size": 128})
     assert peak["dtype"] == "float32" and peak["device"] == "cpu" and peak["flops_per_s"] > 0
-    summary = bench.summarize(results, peak["flops_per_s"])
+    summary = reporting.summarize(results, peak["flops_per_s"])
     for setting in "ABC":
         assert summary[setting]["mfu"] == pytest.approx(summary[setting]["model_flops_per_s"] / peak["flops_per_s"])
     report = {
         "summary": summary,
         "peak": peak,
-        "overhead": bench.overhead_summary(results),
+        "overhead": reporting.overhead_summary(results),
         "startup": None,
         "json": str(tmp_path / "bench.json"),
         "png": str(tmp_path / "bench.png"),
     }
-    lines = bench.report_lines(report)
+    lines = reporting.report_lines(report)
     assert re.fullmatch(r"speedup C/A=\d+\.\d\d C/B=\d+\.\d\d", lines[-1])
     ratio = summary["C"]["samples_per_s"] / summary["A"]["samples_per_s"]
     assert lines[-1].startswith(f"speedup C/A={ratio:.2f} ")
@@ -70,7 +81,7 @@ def test_bench_settings_and_report(bench, tiny_model_dir, tiny_mrpc_dir, tmp_pat
     assert any(line.startswith("MFU = model FLOPs of the real tokens") for line in lines)
     assert lines[0].split()[8] == "MFU" and re.fullmatch(r"\d+\.\d%", lines[1].split()[6])
     json.dumps(report)  # the report is written as JSON
-    bench.plot(summary, tmp_path / "bench.png", "tiny")
+    reporting.plot(summary, tmp_path / "bench.png", "tiny")
     assert (tmp_path / "bench.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -83,19 +94,21 @@ def test_gpu_mode_refuses_without_cuda(bench, tiny_mrpc_dir, capsys):
 @pytest.mark.slow  # two full CLI runs: ~15 s on a quiet machine, more under load
 def test_startup_probe_finds_the_map_cache(bench, tiny_model_dir, tiny_mrpc_dir, tmp_path):
     """Two real `mrpc-finetune train ... train.max_steps=1` runs: the second tokenizes nothing."""
-    startup = bench.measure_startup(str(tiny_mrpc_dir), str(tiny_model_dir), str(tmp_path))
+    startup = importlib.import_module("bench_startup").measure_startup(
+        str(tiny_mrpc_dir), str(tiny_model_dir), str(tmp_path)
+    )
     assert startup["retokenized_nothing"]
     warm = startup["warm_run"]
     assert 0 < warm["seconds_to_first_step"] < warm["total_seconds"]
     assert set(warm["tokenized"]) == set(startup["first_run"]["tokenized"]) and len(warm["tokenized"]) == 2
 
 
-def test_gpu_benchmark_driver_runs_on_cpu(bench, tiny_model_dir, tiny_mrpc_dir, tmp_path):
+def test_gpu_benchmark_driver_runs_on_cpu(runs, reporting, tiny_model_dir, tiny_mrpc_dir, tmp_path):
     """The --gpu driver's glue, eager only and in this process (its CUDA runs need the lead's GPU machine)."""
     spec = tiny_spec(tiny_model_dir, tiny_mrpc_dir, epochs=3, warmup=10, workdir=str(tmp_path), peak_size=128)
     logged = []
-    report = bench.gpu_benchmark(
-        spec, compile_modes=(False,), run=bench.run_setting, measure_peak=bench.matmul_peak, log=logged.append
+    report = importlib.import_module("bench_gpu").gpu_benchmark(
+        spec, compile_modes=(False,), run=runs.run_setting, measure_peak=runs.matmul_peak, log=logged.append
     )
     precision = select_precision("auto")  # fp32 here; bf16 or fp16 on a CUDA host
     assert list(report["summary"]) == ["A", "B", "C"] and report["precision"] == precision
@@ -104,7 +117,7 @@ def test_gpu_benchmark_driver_runs_on_cpu(bench, tiny_model_dir, tiny_mrpc_dir, 
     assert re.fullmatch(r"speedup C/A=\d+\.\d\d C/B=\d+\.\d\d", report["speedup"])
     header, table, peak_line = logged[-5], logged[-4:-1], logged[-1]  # after the three per-run lines
     assert "all steps (quick)" in header  # spec steps > 0; a full run says "3 MRPC epochs"
-    assert "3 MRPC epochs" in bench.gpu_report_lines(report, epochs=3)[0]
+    assert "3 MRPC epochs" in reporting.gpu_report_lines(report, epochs=3)[0]
     for line, setting in zip(table, "ABC", strict=True):
         seconds, mfu = line.split()[1], line.split()[5]
         assert line.startswith(setting) and float(seconds) > 0 and re.fullmatch(r"\d+\.\d%", mfu)
@@ -112,17 +125,17 @@ def test_gpu_benchmark_driver_runs_on_cpu(bench, tiny_model_dir, tiny_mrpc_dir, 
     json.dumps(report)
 
 
-def test_compiled_runs_pad_to_a_multiple_of_16(bench, tiny_model_dir, tiny_mrpc_dir, tmp_path):
+def test_compiled_runs_pad_to_a_multiple_of_16(runs, tiny_model_dir, tiny_mrpc_dir, tmp_path):
     """torch.compile recompiles per shape: compiled B and C batches are padded to 16, 32, ...; A stays at 128."""
     from mrpc_finetune.pipeline import prepare
 
     spec = tiny_spec(tiny_model_dir, tiny_mrpc_dir, workdir=str(tmp_path))
-    recipe = bench.setting_recipe("C", spec)
+    recipe = runs.setting_recipe("C", spec)
     prepared = prepare(recipe)
     longest = max(len(prepared.splits["train"][i]["input_ids"]) for i in range(5))
     eager = pad_to_multiple_of(select_precision("auto")) or 1  # fp32 on a CPU: no rounding; 8 under bf16 / fp16
     for compiled, expected in ((True, -(-longest // 16) * 16), (False, -(-longest // eager) * eager)):
         for setting in "ABC":
-            train, collate = bench.setting_batches(setting, {**spec, "compile": compiled}, prepared, 128)
+            train, collate = runs.setting_batches(setting, {**spec, "compile": compiled}, prepared, 128)
             width = collate([train[i] for i in range(5)])["input_ids"].shape[1]
             assert width == (128 if setting == "A" else expected)

@@ -1,0 +1,192 @@
+"""The benchmark's report: per-setting totals and MFU, the printed lines, the bar plot, the machine it ran on."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+from bench_runs import COMPILE_PAD_MULTIPLE
+
+SETTINGS = {
+    "A": "pad every pair to max_length + default_data_collator, random order (run_glue.py defaults)",
+    "B": "dynamic padding over random batches (the reference workflow)",
+    "C": "length-bucket batches in random order + dynamic padding (this project's default)",
+}
+
+
+def summarize(results: list[dict], peak_flops_per_s: float | None = None) -> dict:
+    """Per setting: totals over repeats (rates = total work / total timed seconds) and the per-repeat spread;
+    MFU when the matmul peak is given."""
+    summary = {}
+    for setting in sorted({r["setting"] for r in results}):
+        mine = [r for r in results if r["setting"] == setting]
+        seconds = sum(r["seconds"] for r in mine)
+        samples, real, padded, steps, model_flops = (
+            sum(r[k] for r in mine) for k in ("samples", "real_tokens", "padded_tokens", "steps_timed", "model_flops")
+        )
+        summary[setting] = {
+            "what": SETTINGS.get(setting, setting),
+            "repeats": len(mine),
+            "padding_efficiency": real / padded,
+            "real_tokens_per_s": real / seconds,
+            "model_flops_per_s": model_flops / seconds,
+            "mfu": model_flops / seconds / peak_flops_per_s if peak_flops_per_s else None,
+            "train_seconds": sum(r["train_seconds"] for r in mine) / len(mine),
+            "samples_per_s": samples / seconds,
+            "samples_per_s_spread": [min(r["samples_per_s"] for r in mine), max(r["samples_per_s"] for r in mine)],
+            "ms_per_step": 1000 * seconds / steps,
+            "cpu_ms_per_step": 1000 * sum(r["cpu_seconds"] for r in mine) / steps,
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in mine),
+            "rss_growth_mb": max(r["rss_growth_mb"] for r in mine),
+        }
+        if "peak_cuda_allocated_mb" in mine[0]:
+            summary[setting]["peak_cuda_allocated_mb"] = max(r["peak_cuda_allocated_mb"] for r in mine)
+    return summary
+
+
+def overhead_summary(results: list[dict]) -> dict | None:
+    """Trainer vs bare loop, averaged over the C runs that measured it."""
+    measured = [r["overhead"] for r in results if "overhead" in r]
+    if not measured:
+        return None
+    mean = {key: sum(m[key] for m in measured) / len(measured) for key in measured[0] if not key.endswith("ratio")}
+    return mean | {
+        "ratio": mean["trainer_ms_per_step"] / mean["bare_ms_per_step"],
+        "cpu_ratio": mean["trainer_cpu_ms_per_step"] / mean["bare_cpu_ms_per_step"],
+        "repeats": len(measured),
+    }
+
+
+def matmul_peak(spec: dict) -> dict:
+    """The MFU denominator: best square-matmul FLOP/s in ``spec['peak_dtype']`` (default float32) on this
+    process's device, with the runs' thread setting; ``spec['peak_size']`` overrides the matrix size."""
+    import torch
+
+    from mrpc_finetune import flops
+
+    if spec.get("threads"):
+        torch.set_num_threads(spec["threads"])
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = spec.get("peak_dtype", "float32")
+    size = spec.get("peak_size") or flops.DEFAULT_PEAK_SIZE[device]
+    peak = flops.matmul_peak_flops(getattr(torch, dtype), device, size=size)
+    return {
+        "flops_per_s": peak,
+        "dtype": dtype,
+        "device": device,
+        "size": size,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def peak_line(peak: dict) -> str:
+    return (
+        f"MFU = model FLOPs of the real tokens per second (padding is waste) / {peak['dtype']} matmul peak measured "
+        f"in this run: {peak['flops_per_s'] / 1e9:.1f} GFLOP/s ({peak['size']}x{peak['size']} on {peak['device']}, "
+        f"{peak['torch_threads']} torch threads)"
+    )
+
+
+def speedup_line(summary: dict) -> str:
+    c = summary["C"]["samples_per_s"]
+    return f"speedup C/A={c / summary['A']['samples_per_s']:.2f} C/B={c / summary['B']['samples_per_s']:.2f}"
+
+
+def report_lines(report: dict) -> list[str]:
+    """The printed report; its last line is the speedup line."""
+    summary = report["summary"]
+    lines = [
+        f"{'':2} {'padding eff':>11} {'real tok/s':>10} {'samples/s':>10} {'ms/step':>8} {'CPU ms/step':>11} "
+        f"{'MFU':>6} {'peak RSS MB':>11} {'RSS growth MB':>13}   what"
+    ]
+    for setting, s in summary.items():
+        mfu = f"{s['mfu']:.1%}" if s.get("mfu") is not None else "-"
+        lines.append(
+            f"{setting:2} {s['padding_efficiency']:>11.3f} {s['real_tokens_per_s']:>10.0f} {s['samples_per_s']:>10.1f} "
+            f"{s['ms_per_step']:>8.1f} {s['cpu_ms_per_step']:>11.1f} {mfu:>6} {s['peak_rss_mb']:>11.0f} "
+            f"{s['rss_growth_mb']:>13.0f}   {s['what']}"
+        )
+    if peak := report.get("peak"):
+        lines.append(peak_line(peak))
+    lines.append(
+        "memory: peak RSS (ru_maxrss) of each run's fresh worker process; growth = that peak minus RSS when training began"
+    )
+    if overhead := report.get("overhead"):
+        lines.append(
+            f"framework overhead: our Trainer path {overhead['trainer_ms_per_step']:.1f} ms/step vs a bare PyTorch loop "
+            f"{overhead['bare_ms_per_step']:.1f} ms/step over the same collated batches: ratio {overhead['ratio']:.3f} "
+            f"(CPU time: {overhead['trainer_cpu_ms_per_step']:.1f} vs {overhead['bare_cpu_ms_per_step']:.1f}, "
+            f"ratio {overhead['cpu_ratio']:.3f})"
+        )
+    if startup := report.get("startup"):
+        lines.append(
+            f"start-up to the first training step (warm map cache): {startup['warm_run']['seconds_to_first_step']:.1f} s "
+            f"(first run {startup['first_run']['seconds_to_first_step']:.1f} s); second run re-tokenized nothing: "
+            f"{'yes' if startup['retokenized_nothing'] else 'NO'}  [{startup['command']}]"
+        )
+    if report.get("json"):
+        lines.append(f"wrote {report['json']} and {report['png']}")
+    lines.append(speedup_line(summary))
+    return lines
+
+
+def plot(summary: dict, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(summary)
+    panels = [
+        ("samples_per_s", "samples / s"),
+        ("real_tokens_per_s", "real tokens / s"),
+        ("padding_efficiency", "real / padded tokens"),
+    ]
+    figure, axes = plt.subplots(1, len(panels), figsize=(12, 3.6))
+    for axis, (key, label) in zip(axes, panels, strict=True):
+        values = [summary[n][key] for n in names]
+        bars = axis.bar(names, values, color=["#999999", "#6a9fd4", "#e07b39"][: len(names)])
+        if key == "samples_per_s":
+            low = [v - summary[n]["samples_per_s_spread"][0] for n, v in zip(names, values, strict=True)]
+            high = [summary[n]["samples_per_s_spread"][1] - v for n, v in zip(names, values, strict=True)]
+            axis.errorbar(names, values, yerr=[low, high], fmt="none", color="black", capsize=4)
+        axis.bar_label(bars, fmt="%.3g")
+        axis.set_title(label)
+    figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def machine() -> dict:
+    import torch
+    import transformers
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "load_average": os.getloadavg(),
+    }
+
+
+def gpu_report_lines(report: dict, epochs: float | None) -> list[str]:
+    """Per setting: time for the whole training (``epochs`` MRPC epochs, or the quick steps), rates and MFU."""
+    span = f"{epochs:g} MRPC epochs" if epochs else "all steps (quick)"
+    lines = [f"{'':10} {span:>18} {'samples/s':>10} {'real tok/s':>10} {'MFU':>6} {'padding eff':>11}"]
+    for setting, s in report["summary"].items():
+        lines.append(
+            f"{setting:10} {s['train_seconds']:>16.1f} s {s['samples_per_s']:>10.0f} {s['real_tokens_per_s']:>10.0f} "
+            f"{s['mfu']:>6.1%} {s['padding_efficiency']:>11.3f}"
+        )
+    lines.append(peak_line(report["peak"]))
+    if "compile_gain" in report:
+        lines.append(
+            f"torch.compile: C+compile/C = {report['compile_gain']:.2f} (samples/s after warm-up; compiled runs pad "
+            f"lengths to a multiple of {COMPILE_PAD_MULTIPLE})"
+        )
+    return lines
