@@ -58,28 +58,6 @@ def overhead_summary(results: list[dict]) -> dict | None:
     }
 
 
-def matmul_peak(spec: dict) -> dict:
-    """The MFU denominator: best square-matmul FLOP/s in ``spec['peak_dtype']`` (default float32) on this
-    process's device, with the runs' thread setting; ``spec['peak_size']`` overrides the matrix size."""
-    import torch
-
-    from mrpc_finetune import flops
-
-    if spec.get("threads"):
-        torch.set_num_threads(spec["threads"])
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    dtype = spec.get("peak_dtype", "float32")
-    size = spec.get("peak_size") or flops.DEFAULT_PEAK_SIZE[device]
-    peak = flops.matmul_peak_flops(getattr(torch, dtype), device, size=size)
-    return {
-        "flops_per_s": peak,
-        "dtype": dtype,
-        "device": device,
-        "size": size,
-        "torch_threads": torch.get_num_threads(),
-    }
-
-
 def peak_line(peak: dict) -> str:
     return (
         f"MFU = model FLOPs of the real tokens per second (padding is waste) / {peak['dtype']} matmul peak measured "
