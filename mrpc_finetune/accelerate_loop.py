@@ -18,11 +18,10 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator, PartialState
-from accelerate.utils import gather_object, parse_flag_from_env
+from accelerate.utils import DistributedType, gather_object, parse_flag_from_env
 from torch.utils.data import DataLoader
 
 from . import guards, loop_sequence, loop_utils, runs
-from .errors import UserError
 from .loop_sequence import LoopRun
 from .loop_utils import LoopState, StepPlan
 from .metrics import compute_metrics_fn
@@ -73,12 +72,12 @@ def train(recipe: Recipe, on_evaluate=None):
         _train_loader(prepared, recipe, sampler),
     )
     plan = StepPlan.from_recipe(len(train_loader), recipe.train)  # len() is per process after prepare
+    _checkpoint_as_model_folder(accelerator, model, prepared.tokenizer)
     scheduler = accelerator.prepare(
         loop_utils.build_scheduler(optimizer.optimizer, recipe.train, plan.total_steps, accelerator.num_processes)
     )
     state = _resume_or_start(recipe, run, accelerator)
     trackers = open_trackers(recipe, run.root, enabled=accelerator.is_main_process)
-    trackers.log_params(recipe_params(recipe))
     unwrapped = accelerator.unwrap_model(model)
     loop = LoopRun(
         name="accelerate",
@@ -150,7 +149,9 @@ def _train(loop: LoopRun, accelerator, model, sampler, train_loader, optimizer, 
                 with accelerator.accumulate(model):
                     loss = model(**batch).loss
                     learning_rate = scheduler.get_last_lr()[0]
-                    _check_finite(loop, accelerator, loss, learning_rate)  # before backward: weights stay finite
+                    # before backward, so the weights stay finite; a nan or inf in any process stops them all
+                    total = accelerator.reduce(loss.detach().float(), reduction="sum")
+                    loop_sequence.check_finite(loop, guards.check_finite_loss, total, state.global_step + 1)
                     window = plan.window_size(batch_index)
                     # backward() divides by grad_accum; a short last window of the epoch divides by its own length,
                     # so every optimizer step follows the mean loss over the micro-batches it saw.
@@ -176,15 +177,6 @@ def _train(loop: LoopRun, accelerator, model, sampler, train_loader, optimizer, 
     finally:
         progress.close()  # before any error message, so it stands on its own line
     return state.global_step < plan.total_steps
-
-
-def _check_finite(loop: LoopRun, accelerator, loss, learning_rate: float) -> None:
-    """A nan or inf loss in any process stops every process at the same step."""
-    total = accelerator.reduce(loss.detach().float(), reduction="sum") if accelerator.num_processes > 1 else loss
-    try:
-        guards.check_finite_loss(total, loop.state.global_step + 1, learning_rate)
-    except guards.NonFiniteLossError as err:
-        raise UserError(guards.describe_stop(err, loop.run.last_checkpoint())) from None
 
 
 def _train_loader(prepared: Prepared, recipe: Recipe, sampler) -> DataLoader:
@@ -222,8 +214,31 @@ def _warn_single_cpu_process(process) -> None:
         )
 
 
+def _checkpoint_as_model_folder(accelerator, model, tokenizer) -> None:
+    """Checkpoints hold the model as ``save_pretrained`` writes it, with its tokenizer, as the other loops' do, so
+    any of them can start a new run (``model.name=RUN/checkpoints/checkpoint-N``); Accelerate saves the rest. Its
+    own model file would hold the DDP wrapper's ``module.`` keys and no config. (DeepSpeed and FSDP keep theirs.)"""
+    if accelerator.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP, DistributedType.MEGATRON_LM):
+        return
+    unwrapped = accelerator.unwrap_model(model)
+
+    def save(models, weights, output_dir):
+        weights.clear()  # Accelerate writes no model file of its own...
+        if accelerator.is_main_process:
+            unwrapped.save_pretrained(output_dir, safe_serialization=True)
+            tokenizer.save_pretrained(output_dir)
+
+    def load(models, input_dir):
+        models.clear()  # ...and loads none: the folder's weights go into the model inside the wrapper
+        unwrapped.load_state_dict(loop_utils.load_checkpoint_weights(Path(input_dir), accelerator.device))
+
+    accelerator.register_save_state_pre_hook(save)
+    accelerator.register_load_state_pre_hook(load)
+
+
 def _save_checkpoint(path: Path, *, accelerator, state: LoopState) -> None:
-    """checkpoint-<step>/: Accelerate's state (model, optimizer, scheduler, RNG of every process) + loop position."""
+    """checkpoint-<step>/: the model folder and tokenizer (``_checkpoint_as_model_folder``), Accelerate's state
+    (optimizer, scheduler, RNG of every process), and last the loop's position."""
     accelerator.save_state(str(path))
     accelerator.wait_for_everyone()  # every process has written its RNG states
     if accelerator.is_main_process:

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from . import data, runs
+from . import data, guards, runs
+from .errors import UserError
 from .loop_utils import LoopState, StepPlan, checkpoint_dir, evaluates_now, logs_now, rotate_checkpoints
 from .pipeline import best_metric_name, finish_run, greater_is_better
 from .recipe import Recipe
@@ -89,6 +90,7 @@ def after_optimizer_step(loop: LoopRun, *, learning_rate: float, grad_norm: floa
 
     metrics = {**loop.evaluate(loop.eval_sets), "epoch": state.epoch_progress(plan)}
     loop.trackers.log(tensorboard_scalars(metrics), step)
+    check_finite(loop, guards.check_finite_evaluation, metrics, step)  # before this evaluation's checkpoint is saved
     if loop.on_evaluate and loop.is_main:
         loop.on_evaluate(metrics, step)
     checkpoint = checkpoint_dir(loop.run, step)
@@ -99,6 +101,15 @@ def after_optimizer_step(loop: LoopRun, *, learning_rate: float, grad_norm: floa
         rotate_checkpoints(loop.run.checkpoints, recipe.eval.save_total_limit, state.best_checkpoint)
     loop.wait_for_everyone()
     return last or state.out_of_patience(recipe.eval.patience)
+
+
+def check_finite(loop: LoopRun, check: Callable, *args) -> None:
+    """``check(*args)``, one of the ``guards`` checks, with the recipe's learning rate; a nan or inf loss becomes
+    the one-line stop that names the last good checkpoint."""
+    try:
+        check(*args, lr=loop.recipe.train.lr)
+    except guards.NonFiniteLossError as err:
+        raise UserError(guards.describe_stop(err, loop.run.last_checkpoint())) from None
 
 
 def finish(loop: LoopRun, *, model, tokenizer, train_runtime: float, stopped_early: bool) -> dict[str, Any]:

@@ -199,6 +199,15 @@ def checkpoint_dir(run: runs.RunDir, step: int) -> Path:
     return run.checkpoints / f"checkpoint-{step}"
 
 
+def load_checkpoint_weights(path: Path, device: torch.device) -> dict[str, torch.Tensor]:
+    """The model weights of a checkpoint folder (``model.safetensors``, as ``save_pretrained`` writes it)."""
+    from safetensors.torch import load_file
+
+    device = torch.device(device)
+    where = str(device) if device.type == "cuda" else "cpu"  # safetensors takes "cpu", not Accelerate's "cpu:0"
+    return load_file(str(path / "model.safetensors"), device=where)
+
+
 def rotate_checkpoints(folder: Path, limit: int, best: str | None) -> None:
     """Keep the newest and the best checkpoint, and more of the newest up to ``limit`` folders in all."""
     found = [p for p in folder.iterdir() if re.fullmatch(r"checkpoint-\d+", p.name)] if folder.is_dir() else []

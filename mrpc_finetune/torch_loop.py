@@ -24,7 +24,6 @@ import torch.distributed as dist
 from torch.utils.data import BatchSampler, DataLoader
 
 from . import guards, loop_sequence, loop_utils, runs
-from .errors import UserError
 from .loop_sequence import LoopRun
 from .loop_utils import LoopState, StepPlan
 from .metrics import compute_metrics_fn
@@ -132,7 +131,7 @@ def main(recipe: Recipe, *, on_evaluate=None) -> dict:
         stopped_early = _train(loop, prepared, trained, sampler, optimizer, scheduler, scaler, autocast, processes)
         train_runtime = time.time() - training_started
         if state.best_checkpoint:  # like the Trainer's load_best_model_at_end
-            model.load_state_dict(_load_weights(Path(state.best_checkpoint), processes.device))
+            model.load_state_dict(loop_utils.load_checkpoint_weights(Path(state.best_checkpoint), processes.device))
         metrics = loop_sequence.finish(
             loop, model=model, tokenizer=prepared.tokenizer, train_runtime=train_runtime, stopped_early=stopped_early
         )
@@ -158,7 +157,8 @@ def _train(loop: LoopRun, prepared: Prepared, trained, sampler, optimizer, sched
                         loss = trained(**batch).loss
                     # Stop before backward on a nan or inf loss in any process: weights and checkpoints stay finite.
                     learning_rate, loss_value = scheduler.get_last_lr()[0], loss.detach().float().item()
-                    _check_finite(loop, processes, loss_value, learning_rate)
+                    step = loop.state.global_step + 1
+                    loop_sequence.check_finite(loop, guards.check_finite_loss, processes.mean(loss_value), step)
                     # Each micro-batch loss is a mean over its rows; dividing by the window's length makes the
                     # accumulated gradient that of the mean over the window, as one large batch would give.
                     scaler.scale(loss / window).backward()
@@ -187,13 +187,6 @@ def _train(loop: LoopRun, prepared: Prepared, trained, sampler, optimizer, sched
     finally:
         progress.close()  # before any error message, so it stands on its own line
     return state.global_step < plan.total_steps
-
-
-def _check_finite(loop: LoopRun, processes: Processes, loss: float, learning_rate: float) -> None:
-    try:
-        guards.check_finite_loss(processes.mean(loss), loop.state.global_step + 1, learning_rate)
-    except guards.NonFiniteLossError as err:
-        raise UserError(guards.describe_stop(err, loop.run.last_checkpoint())) from None
 
 
 def _join_processes() -> Processes:
@@ -270,12 +263,6 @@ def _save_checkpoint(path: Path, *, model, tokenizer, optimizer, scheduler, scal
         state.save(path)  # last: a checkpoint with loop_state.json is complete
 
 
-def _load_weights(path: Path, device: torch.device) -> dict:
-    from safetensors.torch import load_file
-
-    return load_file(str(path / "model.safetensors"), device=str(device))
-
-
 def _resume_or_start(recipe, run, model, optimizer, scheduler, scaler, processes: Processes) -> LoopState:
     """With resume=true, every process loads the last complete checkpoint (its own RNG states); else a new state."""
     if recipe.resume and processes.is_main:
@@ -285,7 +272,7 @@ def _resume_or_start(recipe, run, model, optimizer, scheduler, scaler, processes
     if path is None:
         return LoopState()
     device = processes.device
-    model.load_state_dict(_load_weights(path, device))
+    model.load_state_dict(loop_utils.load_checkpoint_weights(path, device))
     optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=device, weights_only=True))
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
     scaler.load_state_dict(torch.load(path / "scaler.pt", weights_only=True))

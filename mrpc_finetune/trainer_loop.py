@@ -189,12 +189,15 @@ def _train_and_evaluate(trainer, recipe: Recipe, prepared, run: runs.RunDir, hoo
     try:
         train_output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     except guards.NonFiniteLossError as err:
-        for callback in trainer.callback_handler.callbacks:  # end the progress bar's line before the message
-            if getattr(callback, "training_bar", None) is not None:
-                callback.training_bar.close()
+        for callback in trainer.callback_handler.callbacks:  # end the progress bars' lines before the message
+            for bar in ("prediction_bar", "training_bar"):  # (an evaluation's bar is open when its loss is nan)
+                if getattr(callback, bar, None) is not None:
+                    getattr(callback, bar).close()
         raise UserError(guards.describe_stop(err, run.last_checkpoint())) from None
-    for callback in (hook, EarlyStoppingCallback):  # the final evaluations (of the best checkpoint) are not
-        if callback:  # training ones: no report to on_evaluate, no early-stopping count
+    # The final evaluations (of the best checkpoint) are not training ones: no report to on_evaluate, no
+    # early-stopping count, and a non-finite score is reported in metrics.json rather than stopping anything.
+    for callback in (hook, EarlyStoppingCallback, StopOnNonFiniteLoss):
+        if callback:
             trainer.remove_callback(callback)
     metrics = trainer.evaluate()
     for name, prefix in loop_sequence.split_prefixes(list(prepared.test_splits), test=True).items():
@@ -245,17 +248,23 @@ class TrackersCallback(TrainerCallback):
     """Every Trainer log line (training, evaluation, test) to the run's trackers, under the TensorBoard tags the
     other loops use (``train/loss``, ``eval/accuracy``, ``test/f1``); the main process alone writes."""
 
+    TRAINER_ONLY = ("total_flos", "train_samples_per_second", "train_steps_per_second")
+    """The Trainer's end-of-training throughput figures: the other loops have no such keys, so no loop logs them
+    (``train_runtime`` and ``train_loss``, which every loop has, stay)."""
+
     def __init__(self, trackers):
         self.trackers = trackers
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.is_world_process_zero and logs:
-            self.trackers.log(loop_sequence.tensorboard_scalars(logs), state.global_step)
+            kept = {k: v for k, v in logs.items() if k not in self.TRAINER_ONLY}
+            self.trackers.log(loop_sequence.tensorboard_scalars(kept), state.global_step)
 
 
 class StopOnNonFiniteLoss(TrainerCallback):
     """Check every training forward pass's loss (``guards.check_finite_loss``) before backward and the optimizer
-    step run, so a diverging run stops at once, with its weights and saved checkpoints still finite."""
+    step run, so a diverging run stops at once, with its weights and saved checkpoints still finite; and each
+    evaluation during training (``guards.check_finite_evaluation``), which the Trainer runs before it saves."""
 
     def __init__(self, lr: float):
         self.lr = lr
@@ -268,6 +277,9 @@ class StopOnNonFiniteLoss(TrainerCallback):
                 guards.check_finite_loss(loss, state.global_step + 1, self.lr)
 
         self.handle = model.register_forward_hook(check)
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        guards.check_finite_evaluation(metrics or {}, state.global_step, self.lr)
 
     def on_train_end(self, args, state, control, **kwargs):
         if self.handle is not None:

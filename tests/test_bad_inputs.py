@@ -388,6 +388,19 @@ def test_check_finite_loss_is_reusable():
         assert isinstance(err.value, UserError) and "train.lr (now 2e-05)" in str(err.value)
 
 
+def test_check_finite_evaluation_names_the_split_loss():
+    from mrpc_finetune.guards import NonFiniteLossError, check_finite_evaluation
+
+    check_finite_evaluation({"eval_loss": 0.7, "eval_accuracy": float("nan"), "epoch": 1.0}, step=4)  # only losses
+    for metrics, key in (
+        ({"eval_loss": float("nan"), "eval_accuracy": 0.5}, "eval_loss"),
+        ({"eval_validation_matched_loss": 0.6, "eval_validation_mismatched_loss": float("inf")}, "mismatched"),
+    ):
+        with pytest.raises(NonFiniteLossError, match=f"evaluation loss .*{key}.* at step 4") as err:
+            check_finite_evaluation(metrics, step=4, lr=1e-4)
+        assert "before saving that checkpoint" in str(err.value) and "train.lr (now 0.0001)" in str(err.value)
+
+
 # Secrets ------------------------------------------------------------------------------------------------------
 
 

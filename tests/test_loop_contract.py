@@ -160,16 +160,11 @@ RUN_KEYS = {
     "wall_seconds",
     "peak_memory_mb",
 }
-REQUIRED_TAGS = {
-    "train/loss",
-    "train/learning_rate",
-    "train/grad_norm",
-    "train/epoch",
-    "eval/loss",
-    "eval/accuracy",
-    "test/loss",
-    "test/accuracy",
+TAGS = {
+    *("train/loss", "train/learning_rate", "train/grad_norm", "train/epoch", "train/train_loss", "train/train_runtime"),
+    *(f"{split}/{key}" for split in ("eval", "test") for key in EVAL_KEYS - {"rows"}),
 }
+"""Every TensorBoard tag of the keyword run, the same in every loop (and so in MLflow and W&B, fed the same logs)."""
 
 
 @pytest.fixture(scope="module", params=LOOPS)
@@ -216,7 +211,8 @@ def test_same_metrics_keys_and_tensorboard_tags(keyword_run):
     saved = json.loads((recipe.run_dir / "metrics.json").read_text())
     assert set(saved) == expected, set(saved) ^ expected
     assert saved["loop"] == recipe.loop and saved["num_processes"] == 1 and saved["effective_batch_size"] == 8
-    assert tensorboard_tags(recipe.run_dir / "tensorboard") >= REQUIRED_TAGS
+    tags = tensorboard_tags(recipe.run_dir / "tensorboard")
+    assert tags == TAGS, " ".join(sorted(tags ^ TAGS))  # the same set from every loop, not merely a common core
     assert load_recipe(str(recipe.run_dir / "recipe.json")) == recipe  # the run can be repeated from its recipe
 
 
@@ -281,7 +277,21 @@ def run_cli(capsys, *argv) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
-def test_nan_loss_stops_with_exit_2_and_finite_checkpoints(loop, capsys, tiny_overrides, tmp_path, monkeypatch):
+def checkpoint_eval_loss(checkpoint: Path, data_dir: Path) -> float:
+    """A checkpoint loaded as ``model.name=CHECKPOINT`` would load it: its mean loss on the validation rows."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(checkpoint).eval()
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    rows = [json.loads(line) for line in (data_dir / "validation.jsonl").read_text().splitlines()]
+    batch = tokenizer([r["sentence1"] for r in rows], [r["sentence2"] for r in rows], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        return model(**batch, labels=torch.tensor([r["label"] for r in rows])).loss.item()
+
+
+def test_nan_loss_stops_with_exit_2_and_finite_checkpoints(
+    loop, capsys, tiny_overrides, tiny_mrpc_dir, tmp_path, monkeypatch
+):
     from transformers import BertForSequenceClassification
 
     original, training_forwards = BertForSequenceClassification.forward, []
@@ -305,14 +315,21 @@ def test_nan_loss_stops_with_exit_2_and_finite_checkpoints(loop, capsys, tiny_ov
     assert sorted(p.name for p in checkpoints.iterdir()) == ["checkpoint-4"]
     assert all(torch.isfinite(t).all() for t in weights(checkpoints / "checkpoint-4").values())
     assert not (tmp_path / "run" / "metrics.json").exists()
+    # the advice holds: the named checkpoint is a model folder a new run can start from, and it evaluates finite
+    assert math.isfinite(checkpoint_eval_loss(checkpoints / "checkpoint-4", tiny_mrpc_dir))
 
 
-def test_diverging_learning_rate_stops_with_one_line(loop, capsys, tiny_overrides, tmp_path):
-    """The issue's case: a huge learning rate without clipping, on every loop."""
-    extra = ["train.lr=1e30", "train.max_grad_norm=0", "train.max_steps=15", f"loop={loop}"]
-    code, err = run_cli(capsys, "train", "mrpc_minilm", *tiny_overrides, *extra)
-    assert code == 2 and "the training loss is" in err.splitlines()[-1] and "train.lr (now 1e+30)" in err
+def test_diverging_learning_rate_stops_with_one_line(loop, capsys, tiny_overrides, tiny_mrpc_dir, tmp_path):
+    """The issue's case: a huge learning rate without clipping, on every loop. Weights one step from nan can still
+    be finite: an evaluation of them that is not stops the run before they are kept as a checkpoint."""
+    extra = ["train.lr=1e30", "train.max_grad_norm=0", "train.max_steps=15", "eval.strategy=steps", "eval.steps=1"]
+    code, err = run_cli(capsys, "train", "mrpc_minilm", *tiny_overrides, *extra, f"loop={loop}")
+    last_line = err.splitlines()[-1]
+    assert code == 2 and last_line.startswith(("error: the training loss is", "error: the evaluation loss")), err
+    assert "train.lr (now 1e+30)" in last_line  # the recipe's rate, in every loop (not the warm-up's current one)
     assert not (tmp_path / "run" / "metrics.json").exists()
+    kept = sorted((tmp_path / "run" / "checkpoints").glob("checkpoint-*"))
+    assert all(math.isfinite(checkpoint_eval_loss(path, tiny_mrpc_dir)) for path in kept), kept
 
 
 def test_patience_stops_after_evaluations_without_improvement(loop, tiny_model_dir, keyword_dir, tmp_path):
