@@ -15,15 +15,20 @@ SHARED_MRPC = (REPO / os.environ.get("MRPC_DATA", "../shared/data/mrpc")).resolv
 by default the shared data folder beside the checkout."""
 
 
-@pytest.fixture
-def shared_mrpc() -> Path:
-    """The real MRPC folder; a test that needs it is skipped without it, but fails on CI (``CI=true``)."""
-    if not (SHARED_MRPC / "train.jsonl").is_file():
-        message = f"real MRPC not found at {SHARED_MRPC}; set MRPC_DATA (make: DATA=) to the folder of its train.jsonl"
+def real_mrpc_folder(folder: Path = SHARED_MRPC) -> Path:
+    """``folder`` if it holds real MRPC; else the test is skipped, but fails on CI (``CI=true``)."""
+    if not (folder / "train.jsonl").is_file():
+        message = f"real MRPC not found at {folder}; set MRPC_DATA (make: DATA=) to the folder of its train.jsonl"
         if os.environ.get("CI", "").lower() in ("true", "1"):
             pytest.fail(message + "; CI=true, so this is a failure, not a skip")
         pytest.skip(message)
-    return SHARED_MRPC
+    return folder
+
+
+@pytest.fixture
+def shared_mrpc() -> Path:
+    """The real MRPC folder (``real_mrpc_folder``)."""
+    return real_mrpc_folder()
 
 
 requires_shared_mrpc = pytest.mark.usefixtures("shared_mrpc")

@@ -28,7 +28,6 @@ from safetensors.torch import load_file
 from mrpc_finetune import loop_utils, runs, trainer_loop
 from mrpc_finetune.cli import main as cli_main
 from mrpc_finetune.cli import train_with_loop
-from mrpc_finetune.evaluation import evaluate_run
 from mrpc_finetune.recipe import load_recipe
 
 from .conftest import REPO, free_port, mrpc_rows, write_jsonl
@@ -592,7 +591,13 @@ def test_two_processes_write_one_run_that_evaluates_alike(loop, tiny_model_dir, 
     ]
     assert json.loads((run / "run_info.json").read_text())["num_processes"] == 2
     assert (run / "model" / "README.md").is_file()  # the model card, written by the main process alone
-    single = evaluate_run(run)  # one process, every row of the file, the saved model
+    # One process, every row of the file, the saved model: `mrpc-finetune eval` on the CPU like the two processes,
+    # so that the figures must agree on a CUDA host too.
+    evaluated = subprocess.run(
+        [sys.executable, "-m", "mrpc_finetune", "eval", str(run)], env=env, capture_output=True, text=True, cwd=tmp_path
+    )
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    single = json.loads((run / "eval_validation.json").read_text())
     assert single["eval_rows"] == 21
     assert single["eval_accuracy"] == metrics["eval_accuracy"] and single["eval_f1"] == metrics["eval_f1"]
     assert metrics["eval_loss"] == pytest.approx(single["eval_loss"], rel=1e-5)

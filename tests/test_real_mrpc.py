@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from .conftest import REPO
+from .conftest import REPO, real_mrpc_folder
 
 ACCURACY_FLOOR = 0.78
 F1_FLOOR = 0.84
@@ -31,3 +31,13 @@ def test_mrpc_minilm_recipe_reaches_its_accuracy(shared_mrpc, tmp_path):
     assert metrics["eval_rows"] == 408  # every validation pair, once
     assert metrics["eval_accuracy"] >= ACCURACY_FLOOR, metrics
     assert metrics["eval_f1"] >= F1_FLOOR, metrics
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", pytest.fail.Exception), ("", pytest.skip.Exception)])
+def test_missing_real_data_fails_on_ci_and_skips_elsewhere(ci, outcome, tmp_path, monkeypatch):
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match="real MRPC not found"):
+        real_mrpc_folder(tmp_path / "no-mrpc-here")
+    (tmp_path / "mrpc").mkdir()
+    (tmp_path / "mrpc" / "train.jsonl").write_text("{}\n")
+    assert real_mrpc_folder(tmp_path / "mrpc") == tmp_path / "mrpc"

@@ -3,6 +3,8 @@ order, and the whole-run training loss. The loop contract (test_loop_contract.py
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -26,7 +28,10 @@ def test_trainer_batches_by_length_and_predicts_in_row_order(tiny_overrides, tmp
     validation = prepared.splits["validation"]
     trainer = trainer_loop.LengthBatchedTrainer(
         model=prepared.model,
-        args=trainer_loop.training_arguments(recipe, tmp_path / "checkpoints"),
+        # On the CPU in fp32 on any host: what is checked is the row order, against CPU fp32 logits, to 1e-7.
+        args=dataclasses.replace(
+            trainer_loop.training_arguments(recipe, tmp_path / "checkpoints"), use_cpu=True, bf16=False, fp16=False
+        ),
         train_dataset=prepared.splits["train"],
         eval_dataset=validation,
         data_collator=collate,
