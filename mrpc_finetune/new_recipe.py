@@ -20,13 +20,20 @@ LEFT_OUT = ("name", "description", "resume", "overwrite")
 """Top-level fields a recipe file does not hold: the name is the file's, resume / overwrite belong to one command."""
 
 
-def write_new_recipe(name: str, base: str, overrides: list[str] = ()) -> Path:
-    """``recipes/<name>.py`` from recipe ``base`` with ``overrides`` applied; an existing file is never replaced."""
+def new_recipe_path(name: str, option: str = "new-recipe") -> Path:
+    """Where recipe ``name`` would be written; a name that is no module name, or a file already there, is an
+    error naming ``option`` (so `search --write-recipe` can check it before any trial trains)."""
     if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
-        raise UserError(f"new-recipe {name!r}: use lower-case letters, digits and _ (a Python module name)")
+        raise UserError(f"{option} {name!r}: use lower-case letters, digits and _ (a Python module name)")
     path = recipes_dir() / f"{name}.py"
     if path.exists():
-        raise UserError(f"{path} already exists; edit it, or pick another name")
+        raise UserError(f"{option} {name}: {path} already exists; edit it, or pick another name")
+    return path
+
+
+def write_new_recipe(name: str, base: str, overrides: list[str] = ()) -> Path:
+    """``recipes/<name>.py`` from recipe ``base`` with ``overrides`` applied; an existing file is never replaced."""
+    path = new_recipe_path(name)
     start = load_recipe(base)
     recipe = load_recipe(base, list(overrides))
     if not any(o.partition("=")[0].strip() == "description" for o in overrides):

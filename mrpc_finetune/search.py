@@ -33,8 +33,9 @@ from typing import Any
 from .cli import train_with_loop
 from .errors import UserError
 from .experiment import check_overrides, read_metrics, recipe_for_run
+from .new_recipe import new_recipe_path
 from .pipeline import best_metric_name, prepare
-from .recipe import Recipe, apply_overrides, load_recipe, recipes_dir
+from .recipe import Recipe, apply_overrides, load_recipe
 from .runs import RunDir
 from .search_report import reporter, results, write_outputs
 from .search_space import load_space
@@ -69,11 +70,12 @@ def search(settings: SearchSettings) -> dict[str, Any]:
     base = load_recipe(settings.recipe, settings.overrides)
     dimensions, source = load_space(settings.recipe, settings.space_file, base)
     out = settings.out or Path("runs") / f"{base.name}-search"
-    if settings.storage is None:
-        out.mkdir(parents=True, exist_ok=True)  # a bad --storage leaves no folder behind
     url = settings.storage or f"sqlite:///{(out / 'study.db').resolve()}"
-    storage = _storage(url, settings.heartbeat)
-    task = prepare(base, with_model=False).task  # data, tokenizer and model source checked before any training
+    storage = _storage(url, settings.heartbeat) if settings.storage else None  # a bad --storage, before any loading
+    task = prepare(base, with_model=False).task  # data, tokenizer and model source checked before any folder exists
+    if storage is None:
+        out.mkdir(parents=True, exist_ok=True)  # the default store, a SQLite file in the search folder
+        storage = _storage(url, settings.heartbeat)
     metric = f"eval_{best_metric_name(base, task)}"
     study_info = {
         "recipe": settings.recipe,
@@ -108,8 +110,8 @@ def _check_settings(settings: SearchSettings) -> None:
         raise UserError(f"--heartbeat {settings.heartbeat}: must be at least 1 second")
     if settings.prune_after is not None and settings.prune_after < 0:
         raise UserError(f"--prune-after {settings.prune_after}: must be 0 or more")
-    if settings.write_recipe and (recipes_dir() / f"{settings.write_recipe}.py").exists():
-        raise UserError(f"--write-recipe {settings.write_recipe}: {recipes_dir()}/{settings.write_recipe}.py exists")
+    if settings.write_recipe:
+        new_recipe_path(settings.write_recipe, "--write-recipe")
 
 
 def open_study(storage, settings: SearchSettings, name: str, info: dict[str, Any]):

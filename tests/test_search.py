@@ -114,12 +114,17 @@ def test_seeds_average_into_the_objective(capsys, tmp_path, overrides, lr_space)
         ("train.lr: loguniform 1e-5 1e-3", ["output_dir=x"], "search: output_dir= is set by the command"),
         ("train.lr: loguniform 1e-5 1e-3", ["--storage", "sqlite:////no/such/folder/s.db"], "--storage sqlite:"),
         ("train.lr: loguniform 1e-5 1e-3", ["--storage", "nosuchdb://host/db"], "--storage nosuchdb://host/db: cannot"),
+        ("train.lr: loguniform 1e-5 1e-3", ["--write-recipe", "Bad-Name"], "--write-recipe 'Bad-Name': use lower-case"),
+        ("train.lr: loguniform 1e-5 1e-3", ["data.dir=/no/such/mrpc"], "data.dir=/no/such/mrpc: no such folder"),
+        ("train.lr: loguniform 1e-5 1e-3", ["model.name=/no/such/model"], "/no/such/model"),
     ],
 )
 def test_search_bad_input_is_one_line_before_training(capsys, tmp_path, overrides, space, argv, message):
     path = tmp_path / "space.yaml"
     path.write_text(space + "\n")
     out = tmp_path / "search"
+    replaced = {item.partition("=")[0] for item in argv if "=" in item}  # a bad data.dir= or model.name= wins
+    overrides = [item for item in overrides if item.partition("=")[0] not in replaced]
     argv = ["search", "mrpc_minilm", "--space", str(path), "--output-dir", str(out), *argv]
     code = main([*argv, *([] if "--trials" in argv else ["--trials", "2"]), *overrides])
     _, err = capsys.readouterr()
