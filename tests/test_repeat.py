@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 
 import pytest
 
 from mrpc_finetune.cli import main
 
+from .conftest import mrpc_rows, write_jsonl
 from .kill_checks import kill_after_checkpoint, run_again
 
 
@@ -20,7 +22,17 @@ def overrides(tiny_overrides):
     return [item for item in tiny_overrides if not item.startswith("output_dir=")]
 
 
-def test_repeat_summary_is_the_runs_aggregated(capsys, tmp_path, overrides):
+@pytest.fixture
+def with_test_split(tiny_mrpc_dir, tmp_path, overrides):
+    """The tiny overrides on a copy of the tiny MRPC folder that also holds a labelled test.jsonl."""
+    folder = tmp_path / "mrpc-with-test"
+    shutil.copytree(tiny_mrpc_dir, folder)
+    write_jsonl(folder / "test.jsonl", mrpc_rows(16, seed=3))
+    return [item for item in overrides if not item.startswith("data.dir=")] + [f"data.dir={folder}"]
+
+
+def test_repeat_summary_is_the_runs_aggregated(capsys, tmp_path, with_test_split):
+    overrides = with_test_split
     out = tmp_path / "seeds"
     code = main(["repeat", "mrpc_minilm", "--seeds", "2", "--jobs", "2", "--output-dir", str(out), *overrides])
     printed, err = capsys.readouterr()
@@ -37,8 +49,8 @@ def test_repeat_summary_is_the_runs_aggregated(capsys, tmp_path, overrides):
         recorded = json.loads((out / f"seed-{seed}" / "recipe.json").read_text())
         assert recorded["seed"] == seed and recorded["train"]["lr"] == 1e-3
         assert (out / "logs" / f"seed-{seed}.log").is_file()
-    for key in ("eval_accuracy", "eval_f1", "eval_loss"):
-        a, b = runs[1][key], runs[2][key]
+    for key in ("eval_accuracy", "eval_f1", "eval_loss", "test_accuracy", "test_f1", "test_loss"):
+        a, b = runs[1][key], runs[2][key]  # the labelled test split is scored in every run and summarised
         stats = summary["metrics"][key]
         assert stats["n"] == 2
         assert stats["mean"] == pytest.approx((a + b) / 2)
@@ -52,6 +64,8 @@ def test_repeat_summary_is_the_runs_aggregated(capsys, tmp_path, overrides):
     assert "sample standard deviation" in summary["std"]
     table = (out / "summary.md").read_text()
     assert f"| eval_loss | 2 | {summary['metrics']['eval_loss']['mean']:.4f} |" in table
+    assert f"| test_f1 | 2 | {summary['metrics']['test_f1']['mean']:.4f} |" in table
+    assert runs[1]["test_rows"] == 16
     assert (out / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     card = (out / "seed-1" / "model" / "README.md").read_text()  # each model card holds the spread over the seeds
     assert "1, 2" in card and f"{summary['metrics']['eval_accuracy']['mean']:.4f}" in card
