@@ -21,7 +21,8 @@ TORCH_PIN = from importlib.metadata import version; print('torch==' + version('t
 
 .PHONY: setup lock wheelhouse setup-offline test test-all quality format train train-loop train-accelerate eval predict tensorboard mlflow bench clean
 
-setup:  ## .venv with the exact versions of requirements.lock (torch CPU wheel included), then this project editable
+setup:  ## .venv with the exact versions of requirements.lock (torch included), then this project editable
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "error: make setup needs Python 3.11+ ($(PYTHON) is $$($(PYTHON) -V 2>&1)): the versions $(LOCK) pins require it; pass PYTHON=python3.11 or newer" >&2; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r $(LOCK)
@@ -29,7 +30,9 @@ setup:  ## .venv with the exact versions of requirements.lock (torch CPU wheel i
 	@$(BIN)/python -m pip check >&2 || { echo "error: unmet requirements (above); if mrpc-finetune's, $(LOCK) is older than pyproject.toml: run make lock" >&2; exit 1; }
 
 # pyproject.toml keeps the loose ranges; the lock is what one fresh install of them resolved to, in a throwaway
-# venv (.venv is never touched). torch's local label (+cpu) is dropped so that the pin resolves on any index.
+# venv (.venv is never touched). torch's local label (+cpu, +cu128) is dropped so that the pin resolves on any index,
+# and a CUDA build's runtime packages (nvidia-*, triton) are left out: that torch wheel pins them exactly itself, and
+# without them the lock installs on CPU-only machines too.
 lock:  ## refresh requirements.lock: a fresh install of pyproject.toml's ranges, frozen
 	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp" build' EXIT; \
 	$(PYTHON) -m venv "$$tmp/venv"; \
@@ -37,8 +40,8 @@ lock:  ## refresh requirements.lock: a fresh install of pyproject.toml's ranges,
 	"$$tmp/venv/bin/python" -m pip install -q torch==$(TORCH_VERSION); \
 	"$$tmp/venv/bin/python" -m pip install -q ".[dev]"; \
 	{ echo "# make lock: pyproject.toml's ranges, fresh install, pip freeze ($$("$$tmp/venv/bin/python" -c 'import platform; print("Python", platform.python_version(), platform.system(), platform.machine())'))"; \
-	  echo "# torch is the CPU wheel here; its +cpu label is dropped so the pin resolves on any index. Used by make setup."; \
-	  "$$tmp/venv/bin/python" -m pip freeze --exclude mrpc-finetune | sed -E 's/^(torch==[^+]+)[+].*/\1/'; } > "$$tmp/lock"; \
+	  echo "# torch was the $$("$$tmp/venv/bin/python" -c 'import torch; print("CUDA " + torch.version.cuda if torch.version.cuda else "CPU")') build here: its local label and CUDA runtime packages are left out, so the pin resolves on any index. Used by make setup."; \
+	  "$$tmp/venv/bin/python" -m pip freeze --exclude mrpc-finetune | sed -E 's/^(torch==[^+]+)[+].*/\1/' | grep -Ev '^(nvidia-|triton==)'; } > "$$tmp/lock"; \
 	mv "$$tmp/lock" $(LOCK); echo "wrote $(LOCK): $$(grep -c '==' $(LOCK)) pins"
 
 wheelhouse:  ## on a connected machine: wheels for make setup-offline (TARGET_PYTHON=3.12 TARGET_PLATFORM=manylinux_2_28_x86_64, WITH_TORCH=1)

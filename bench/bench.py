@@ -1,9 +1,9 @@
 """Padding and throughput benchmark: this project's training recipe side by side with the usual ways.
 
-    make bench                                               # python bench/bench.py --data ../shared/data/mrpc
-    python bench/bench.py --data ../shared/data/mrpc --steps 114 --repeats 2   # one epoch per run: every row timed
-    python bench/bench.py --data ../shared/data/mrpc --quick   # smoke test: 3 steps, one round
-    python bench/bench.py --data ../shared/data/mrpc --gpu     # CUDA only: bert-base, bf16/fp16, torch.compile
+    make bench                                               # python bench/bench.py --data $(DATA): the real MRPC folder
+    python bench/bench.py --data DIR --steps 114 --repeats 2   # one epoch per run: every row timed
+    python bench/bench.py --data DIR --quick   # smoke test: 3 steps, one round
+    python bench/bench.py --data DIR --gpu     # CUDA only: bert-base, bf16/fp16, torch.compile
 
 On the mrpc_minilm recipe (model, hyper-parameters, seed, batch size), the same number of Trainer steps for:
   A  run_glue.py defaults: every pair padded to 128 tokens, ``default_data_collator``, random order

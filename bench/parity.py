@@ -1,6 +1,6 @@
 """The same recipe through the three training loops; prints a Markdown table (loop, minutes, accuracy, F1).
 
-.venv/bin/python bench/parity.py --data ../shared/data/mrpc --out bench/out/parity
+.venv/bin/python bench/parity.py --data DIR --out bench/out/parity
 .venv/bin/python bench/parity.py --data DIR --out DIR --processes 2 train.max_steps=30   # extra KEY=VALUE overrides
 
 Each loop runs as its own `python -m mrpc_finetune train` process (the Accelerate loop under

@@ -1,9 +1,9 @@
 """Fine-tune with an Accelerate loop: one script for 1 CPU, N GPUs or several machines, same recipe and run layout.
 
-mrpc-finetune train mrpc_minilm loop=accelerate data.dir=../shared/data/mrpc
-accelerate launch --num_processes 2 -m mrpc_finetune train mrpc_minilm loop=accelerate data.dir=../shared/data/mrpc
-torchrun --nproc_per_node 2 -m mrpc_finetune train mrpc_minilm loop=accelerate data.dir=../shared/data/mrpc
-make train-accelerate accelerator.num_processes=2 ARGS="data.dir=../shared/data/mrpc"
+mrpc-finetune train mrpc_minilm loop=accelerate data.dir=DIR
+accelerate launch --num_processes 2 -m mrpc_finetune train mrpc_minilm loop=accelerate data.dir=DIR
+torchrun --nproc_per_node 2 -m mrpc_finetune train mrpc_minilm loop=accelerate data.dir=DIR
+make train-accelerate NPROC=2 ARGS="data.dir=DIR"
 
 Only the main process creates the run directory and writes files other than Accelerate's per-process RNG states.
 """

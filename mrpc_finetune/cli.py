@@ -2,14 +2,14 @@
 
 mrpc-finetune list
 mrpc-finetune show mrpc [KEY=VALUE ...]
-mrpc-finetune inspect mrpc_minilm data.dir=../shared/data/mrpc --n 8 --split train [--json]
-mrpc-finetune train mrpc_minilm data.dir=../shared/data/mrpc [train.max_steps=30 output_dir=/tmp/run]
+mrpc-finetune inspect mrpc_minilm data.dir=DIR --n 8 --split train [--json]
+mrpc-finetune train mrpc_minilm data.dir=DIR [train.max_steps=30 output_dir=/tmp/run]
 mrpc-finetune eval /tmp/run [--split validation] [--file labelled.csv]
 mrpc-finetune predict /tmp/run --file new_rows.csv [--out predictions.tsv]
 mrpc-finetune predict /tmp/run "first sentence" "second sentence"
 mrpc-finetune new-recipe reviews --from mrpc_minilm data.task=custom data.file=reviews.csv data.text_columns=[review]
 mrpc-finetune push /tmp/run your-name/mrpc-minilm [--private]
-mrpc-finetune repeat mrpc_minilm --seeds 5 [--jobs 2] data.dir=../shared/data/mrpc
+mrpc-finetune repeat mrpc_minilm --seeds 5 [--jobs 2] data.dir=DIR
 mrpc-finetune search mrpc_minilm --trials 20 [--seeds 2] [--space space.yaml] [--write-recipe NAME] data.dir=...
 mrpc-finetune compare runs/mrpc_minilm runs/mrpc_minilm-seeds [--summary] [--plot compare.png]
 """

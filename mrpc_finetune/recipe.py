@@ -56,7 +56,7 @@ __all__ = [  # the sections, for recipe files: from mrpc_finetune.recipe import 
 ]
 
 # ---------------------------------------------------------------------------------------------------------------
-# Dotted overrides: train.lr=3e-5 data.dir=../shared/data/mrpc
+# Dotted overrides: train.lr=3e-5 data.dir=DIR
 # ---------------------------------------------------------------------------------------------------------------
 
 

@@ -1,7 +1,7 @@
 """``repeat``: one recipe trained under several seeds, each an ordinary run directory, then summed up.
 
-mrpc-finetune repeat mrpc_minilm --seeds 5 data.dir=../shared/data/mrpc
-mrpc-finetune repeat mrpc_minilm --seed-list 1,5,9 --jobs 2 --output-dir runs/minilm-seeds data.dir=../shared/data/mrpc
+mrpc-finetune repeat mrpc_minilm --seeds 5 data.dir=DIR
+mrpc-finetune repeat mrpc_minilm --seed-list 1,5,9 --jobs 2 --output-dir runs/minilm-seeds data.dir=DIR
 
 OUT (``--output-dir``, default ``runs/<recipe>-seeds``):
     seed-<s>/                 the run of seed s (``mrpc-finetune train`` layout)

@@ -271,11 +271,18 @@ def summary(run: RunDir, metrics: dict[str, Any]) -> str:
         )
 
     test = shown("test")
-    held_out = f"\n  held out:    {test}  (not used for selection)" if test else ""
-    return (
-        f"done: {shown('eval_')}{held_out}\n"
-        f"  run:         {run.root}\n"
-        f"  model:       {run.model}\n"
-        f"  metrics:     {run.metrics_file}\n"
-        f"  tensorboard: tensorboard --logdir {run.tensorboard}  (or `make tensorboard`)"
-    )
+    lines = [f"done: {shown('eval_')}"]
+    if test:
+        lines.append(f"  held out:    {test}  (not used for selection)")
+    if metrics.get("stopped_early"):
+        lines.append(f"  stopped early at step {metrics.get('global_step')}: eval.patience evaluations without a gain")
+    lines += [f"  run:         {run.root}", f"  model:       {run.model}", f"  metrics:     {run.metrics_file}"]
+    if run.tensorboard.is_dir():  # train.report_to holds tensorboard
+        lines.append(f"  tensorboard: tensorboard --logdir {run.tensorboard}  (or `make tensorboard`)")
+    from .trackers import STATE_FILE  # the MLflow and W&B run ids
+
+    if (run.root / STATE_FILE).is_file():
+        for name, state in json.loads((run.root / STATE_FILE).read_text()).items():
+            where = f" in {state['tracking_uri']}" if state.get("tracking_uri") else ""
+            lines.append(f"  {name + ':':12} run {state.get('run_id')}{where}")
+    return "\n".join(lines)

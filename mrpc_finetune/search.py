@@ -1,6 +1,6 @@
 """``search``: hyper-parameter search with Optuna: TPE sampling, pruning from per-epoch dev scores, resumable.
 
-mrpc-finetune search mrpc_minilm --trials 20 data.dir=../shared/data/mrpc
+mrpc-finetune search mrpc_minilm --trials 20 data.dir=DIR
 mrpc-finetune search mrpc_minilm --trials 20 --seeds 2 --space space.yaml --write-recipe minilm_tuned data.dir=...
 mrpc-finetune search mrpc_minilm --trials 60 --storage postgresql://USER:PASSWORD@HOST/DB data.dir=...  # per machine
 

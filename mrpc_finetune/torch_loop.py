@@ -1,8 +1,8 @@
 """Fine-tune with a plain PyTorch loop: every step in view, same recipe, data, metrics and run layout as the Trainer.
 
-mrpc-finetune train mrpc_minilm loop=torch data.dir=../shared/data/mrpc
-torchrun --nproc_per_node 2 -m mrpc_finetune train mrpc_minilm loop=torch data.dir=../shared/data/mrpc
-make train-loop ARGS="data.dir=../shared/data/mrpc"
+mrpc-finetune train mrpc_minilm loop=torch data.dir=DIR
+torchrun --nproc_per_node 2 -m mrpc_finetune train mrpc_minilm loop=torch data.dir=DIR
+make train-loop ARGS="data.dir=DIR"
 
 Under torchrun each process trains a DistributedDataParallel copy on its share of every epoch's batches (the
 same seeded order in every process); the main process alone writes the run directory.

