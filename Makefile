@@ -6,6 +6,8 @@ RECIPE ?= mrpc_minilm
 ARGS   ?=
 NPROC  ?= 2
 RUN    ?= runs/$(RECIPE)
+RUNS   ?= runs
+TENSORBOARD_PORT ?= 6006
 # Real MRPC for tests and benchmarks: env MRPC_DATA or DATA=..., relative to this folder.
 MRPC_DATA ?= ../shared/data/mrpc
 DATA   ?= $(MRPC_DATA)
@@ -92,8 +94,8 @@ eval:  ## evaluate a finished run: make eval RUN=runs/mrpc_minilm
 predict:  ## predict a file's rows with a finished run: make predict RUN=runs/reviews FILE=new.csv
 	$(BIN)/mrpc-finetune predict $(RUN) --file $(FILE)
 
-tensorboard:  ## serve every run's curves on http://localhost:6006
-	$(BIN)/tensorboard --logdir runs --port 6006
+tensorboard:  ## serve every run's curves on http://localhost:6006 (RUNS=folder, TENSORBOARD_PORT=port)
+	$(BIN)/tensorboard --logdir $(RUNS) --port $(TENSORBOARD_PORT)
 
 mlflow:  ## serve the runs logged with train.report_to=[...,mlflow] (./mlflow.db) on http://localhost:5000
 	$(BIN)/mlflow ui --port 5000

@@ -4,6 +4,8 @@ read back from its transaction log, TensorBoard event files read back with Tenso
 from __future__ import annotations
 
 import json
+import os
+import signal
 import struct
 import sys
 import time
@@ -17,7 +19,7 @@ from mrpc_finetune.errors import UserError
 from mrpc_finetune.recipe import Recipe, TrainConfig
 from mrpc_finetune.trackers import check_trackers, open_trackers, recipe_params
 
-from .conftest import free_port
+from .conftest import REPO, free_port
 
 STEPS = {
     1: {"train/loss": 0.69, "train/learning_rate": 1e-4, "train/epoch": 0.25},
@@ -292,6 +294,33 @@ def test_tensorboard_events_hold_exactly_the_tags_and_values_logged(tmp_path):
     assert not (root / trackers_module.STATE_FILE).exists()  # nothing to resume for TensorBoard
 
 
+def test_make_tensorboard_serves_the_runs_curves(tmp_path):
+    """`make tensorboard` (RUNS= a folder of runs): the server lists each run's tags over its HTTP API."""
+    import subprocess
+    import urllib.request
+
+    root = finished_run(make_recipe(tmp_path, ["tensorboard"]))
+    port = free_port()
+    command = ["make", "-s", "tensorboard", f"RUNS={tmp_path}", f"TENSORBOARD_PORT={port}"]
+    server = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        deadline, served = time.monotonic() + 90, None
+        while served is None and time.monotonic() < deadline and server.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/data/plugin/scalars/tags", timeout=5) as answer:
+                    served = json.loads(answer.read()) or None  # empty until the first scan of the folder
+            except OSError:
+                time.sleep(1)
+        assert served is not None, server.stderr.read().decode()[-2000:] if server.poll() is not None else "no answer"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    run_name = str((root / "tensorboard").relative_to(tmp_path))
+    assert set(served) == {run_name} and set(served[run_name]) == set(scalars(root / "tensorboard"))
+
+
 def test_trainer_callback_sends_the_trainers_logs_under_the_same_tags(tmp_path):
     from transformers import TrainerControl, TrainerState
 
@@ -300,8 +329,8 @@ def test_trainer_callback_sends_the_trainers_logs_under_the_same_tags(tmp_path):
     trackers = open_trackers(recipe, recipe.run_dir)
     callback = trainer_loop.TrackersCallback(trackers)
     state = TrainerState(global_step=5)
-    logs = {"loss": 0.5, "learning_rate": 1e-4, "epoch": 0.5, "eval_rows": 20, "eval_f1": 0.8}
-    callback.on_log(None, state, TrainerControl(), logs=logs)
+    logs = {"loss": 0.5, "learning_rate": 1e-4, "epoch": 0.5, "eval_rows": 20, "eval_f1": 0.8, "total_flos": 1e9}
+    callback.on_log(None, state, TrainerControl(), logs=logs)  # total_flos: the Trainer's alone, so not logged
     trackers.close()
     found = scalars(recipe.run_dir / "tensorboard")
     assert set(found) == {"train/loss", "train/learning_rate", "train/epoch", "eval/f1"}
