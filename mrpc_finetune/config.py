@@ -167,7 +167,8 @@ class EvalConfig:
     metric: str | None = None
     """Metric that picks the best checkpoint (e.g. ``accuracy``); None uses the task's main metric."""
     save_total_limit: int = 2
-    """Checkpoints kept on disk (the best one is always kept)."""
+    """Checkpoints kept on disk: always the best and, while training, the newest (to resume from); more of the
+    newest up to this count. With 1, the best alone remains once the run has finished, as with the Trainer."""
     patience: int | None = None
     """Stop early after this many evaluations in a row without improving ``metric``; None trains to the end."""
 

@@ -137,6 +137,7 @@ def finish(loop: LoopRun, *, model, tokenizer, train_runtime: float, stopped_ear
     )
     loop.trackers.log(final_scalars(metrics), loop.state.global_step)
     if loop.is_main:
+        rotate_checkpoints(loop.run.checkpoints, recipe.eval.save_total_limit, state.best_checkpoint, finished=True)
         finish_run(loop.recipe, loop.run, model=model, tokenizer=tokenizer, metrics=metrics, trackers=loop.trackers)
     loop.wait_for_everyone()
     return metrics

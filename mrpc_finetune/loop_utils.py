@@ -208,11 +208,13 @@ def load_checkpoint_weights(path: Path, device: torch.device) -> dict[str, torch
     return load_file(str(path / "model.safetensors"), device=where)
 
 
-def rotate_checkpoints(folder: Path, limit: int, best: str | None) -> None:
-    """Keep the newest and the best checkpoint, and more of the newest up to ``limit`` folders in all."""
+def rotate_checkpoints(folder: Path, limit: int, best: str | None, finished: bool = False) -> None:
+    """Keep the newest and the best checkpoint, and more of the newest up to ``limit`` folders in all. Once the run
+    is ``finished`` a limit of 1 keeps the best alone, as the Trainer does: the newest only mattered for resuming."""
     found = [p for p in folder.iterdir() if re.fullmatch(r"checkpoint-\d+", p.name)] if folder.is_dir() else []
     newest_first = sorted(found, key=lambda p: int(p.name.split("-")[1]), reverse=True)
-    keep = {p.name for p in newest_first[:1]} | ({Path(best).name} if best else set())
+    keep_newest = not (finished and best and limit == 1)
+    keep = {p.name for p in newest_first[: int(keep_newest)]} | ({Path(best).name} if best else set())
     for path in newest_first:
         if len(keep) >= limit:
             break

@@ -352,6 +352,18 @@ def test_best_checkpoint_follows_the_metric_direction(loop, metric, tiny_model_d
     assert min(values) < max(values)  # the two directions would pick different checkpoints
     assert Path(metrics["best_checkpoint"]).name == f"checkpoint-{history[values.index(best)][0]}"
     assert metrics[f"eval_{metric}"] == pytest.approx(best, rel=CLOSE)  # the final evaluation is of that checkpoint
+    kept = {p.name for p in (tmp_path / "run" / "checkpoints").iterdir()}
+    assert len(kept) == 2 and {Path(metrics["best_checkpoint"]).name, "checkpoint-48"} <= kept  # the default limit
+
+
+def test_a_limit_of_one_checkpoint_ends_with_the_best_alone(loop, tiny_model_dir, keyword_dir, tmp_path):
+    """As the Trainer does: the newest checkpoint stays beside the best while training (to resume from), and goes
+    once the run is finished."""
+    extra = ["eval.strategy=steps", "eval.steps=8", "train.max_steps=96", "eval.save_total_limit=1"]
+    metrics, history = train(keyword_recipe(loop, tiny_model_dir, keyword_dir, tmp_path / "run", *extra))
+    best = Path(metrics["best_checkpoint"]).name
+    assert best != "checkpoint-96", history  # the first to reach the top accuracy, not the last
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == [best]
 
 
 # --- a killed run resumes to the unbroken result ---------------------------------------------------------------
