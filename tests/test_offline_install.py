@@ -9,6 +9,7 @@ configuration, `PIP_NO_INDEX=1 make setup-offline` installs everything and `make
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -91,7 +92,8 @@ def test_setup_offline_from_a_wheelhouse_then_make_test(shared_mrpc, tmp_path):
 
     tested = run(offline_command("make", "test"), clone, env)
     assert tested.returncode == 0, tested.stdout[-4000:] + tested.stderr[-2000:]
-    summary = tested.stdout.strip().splitlines()[-1]
+    # pytest's closing line; under `make test-all` the inner make adds "Leaving directory" lines after it
+    summary = next(line for line in reversed(tested.stdout.splitlines()) if re.search(r"\d+ passed", line))
     assert " passed" in summary and "failed" not in summary and "error" not in summary, summary
     assert venv_torch(venv) == torch_before
 
