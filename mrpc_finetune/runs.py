@@ -270,6 +270,8 @@ def summary(run: RunDir, metrics: dict[str, Any]) -> str:
             if k.startswith(prefix) and isinstance(v, float) and not k.endswith(("runtime", "per_second", "loss"))
         )
 
+    from .trackers import STATE_FILE  # the MLflow and W&B run ids
+
     test = shown("test")
     lines = [f"done: {shown('eval_')}"]
     if test:
@@ -279,8 +281,6 @@ def summary(run: RunDir, metrics: dict[str, Any]) -> str:
     lines += [f"  run:         {run.root}", f"  model:       {run.model}", f"  metrics:     {run.metrics_file}"]
     if run.tensorboard.is_dir():  # train.report_to holds tensorboard
         lines.append(f"  tensorboard: tensorboard --logdir {run.tensorboard}  (or `make tensorboard`)")
-    from .trackers import STATE_FILE  # the MLflow and W&B run ids
-
     if (run.root / STATE_FILE).is_file():
         for name, state in json.loads((run.root / STATE_FILE).read_text()).items():
             where = f" in {state['tracking_uri']}" if state.get("tracking_uri") else ""
