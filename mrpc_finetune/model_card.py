@@ -51,6 +51,7 @@ def model_card(*, recipe: Recipe, metrics: dict, run_info: dict, summary: dict |
     data = ModelCardData(
         model_name=recipe.name or "model",
         base_model=base_model_id(recipe),
+        license=base_model_license(recipe),
         datasets=[recipe.data.hub_dataset] if glue else None,
         language="en" if glue else None,
         library_name="transformers",
@@ -99,6 +100,23 @@ def base_model_id(recipe: Recipe) -> str | None:
     if name.startswith("package:"):
         return PACKAGED_MODELS.get(name.removeprefix("package:"))
     return None if is_local_path(name) else name
+
+
+def base_model_license(recipe: Recipe) -> str | None:
+    """The license the base model's own card declares, which a fine-tune of it inherits: the ``README.md`` beside
+    its weights (a folder, a packaged model) or in the Hub cache. None without such a card; nothing is downloaded."""
+    from huggingface_hub import ModelCard, try_to_load_from_cache
+
+    from .modeling import resolve_model_path
+
+    source = resolve_model_path(recipe.model.name)
+    card = Path(source) / "README.md" if Path(source).is_dir() else try_to_load_from_cache(source, "README.md")
+    if not isinstance(card, (str, Path)) or not Path(card).is_file():  # not cached, or cached as missing
+        return None
+    try:
+        return ModelCard.load(card).data.license
+    except (OSError, ValueError):  # unreadable, or front matter that is not YAML: no license is claimed
+        return None
 
 
 def _dataset(recipe: Recipe, task: TaskSpec) -> tuple[str, str]:

@@ -52,6 +52,7 @@ def test_card_loads_back_with_hub_metadata_and_one_result_per_split_and_metric(m
     card = ModelCard.load(path)  # strict: a malformed model-index would raise here
     data = card.data
     assert data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
+    assert data.license == "apache-2.0"  # inherited from the packaged base model's own card
     assert data.datasets == ["nyu-mll/glue"] and data.pipeline_tag == "text-classification"
     assert data.metrics == ["accuracy", "f1"] and data.library_name == "transformers"
     found = {(r.dataset_split, r.metric_type): r for r in data.eval_results}
@@ -139,3 +140,11 @@ def test_a_single_seed_summary_has_no_spread_to_show(tmp_path):
         recipe=recipe, metrics={"eval_accuracy": 0.8, "eval_f1": 0.85, "eval_rows": 408}, run_info={}, summary=summary
     )
     assert "| eval_accuracy | 1 | 0.8000 | – | 0.8000 | 0.8000 | 0.8000 |" in str(card)
+
+
+def test_card_claims_no_license_its_base_model_does_not_declare(tmp_path, tiny_model_dir, tiny_mrpc_dir):
+    recipe = load_recipe("mrpc_minilm", [f"model.name={tiny_model_dir}", f"data.dir={tiny_mrpc_dir}"])
+    info = run_info(recipe, num_processes=1, precision="fp32", argv=["mrpc-finetune", "train", "mrpc_minilm"])
+    (tmp_path / "model").mkdir()
+    card = ModelCard.load(write_model_card(tmp_path / "model", recipe=recipe, metrics=METRICS, run_info=info))
+    assert card.data.license is None and card.data.base_model is None  # a local folder without a card
