@@ -21,7 +21,7 @@ WITH_TORCH ?= 0
 OFFLINE_PIP = $(BIN)/python -m pip install --no-index --find-links $(WHEELHOUSE)
 TORCH_PIN = from importlib.metadata import version; print('torch==' + version('torch'))
 
-.PHONY: setup lock wheelhouse setup-offline test test-all quality format train train-loop train-accelerate eval predict tensorboard mlflow bench clean
+.PHONY: setup lock wheelhouse setup-offline test test-all golden quality format train train-loop train-accelerate eval predict tensorboard mlflow bench clean
 
 setup:  ## .venv with the exact versions of requirements.lock (torch included), then this project editable
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "error: make setup needs Python 3.11+ ($(PYTHON) is $$($(PYTHON) -V 2>&1)): the versions $(LOCK) pins require it; pass PYTHON=python3.11 or newer" >&2; exit 2; }
@@ -68,6 +68,9 @@ test:  ## the fast suite (CPU, a few minutes)
 
 test-all:  ## everything, with the long real checks: the full mrpc_minilm recipe, the offline install (tests/test_real_*.py, test_offline_install.py)
 	MRPC_DATA=$(DATA) $(BIN)/python -m pytest -q
+
+golden:  ## rewrite tests/golden/*.json on purpose, printing stored and new values side by side (then commit with the reason)
+	MRPC_DATA=$(DATA) $(BIN)/python -m pytest -q -s tests/test_golden.py --update-golden
 
 quality:
 	$(BIN)/ruff check mrpc_finetune recipes tests bench tools
