@@ -79,7 +79,7 @@ test-all:  ## everything, the slow tests too: the full mrpc_minilm recipe on rea
 	$(PASS_DATA) $(BIN)/python -m pytest -q
 
 golden:  ## rewrite tests/golden/*.json on purpose, printing stored and new values side by side (then commit with the reason)
-	MRPC_DATA=$(DATA) $(BIN)/python -m pytest -q -s tests/test_golden.py --update-golden
+	$(PASS_DATA) $(BIN)/python -m pytest -q -s tests/test_golden.py --update-golden
 
 quality:
 	$(BIN)/ruff check mrpc_finetune recipes tests bench tools
