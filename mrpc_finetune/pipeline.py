@@ -102,12 +102,16 @@ def prepare_run(
     return recipe, prepared, run
 
 
+RESUME_RECORD_KEYS = ("command", "working_folder", "device", "git", "num_processes")
+"""The ``provenance.run_info`` keys a resumed run adds to the first record: how and where it was resumed."""
+
+
 def _record_run_info(run: runs.RunDir, recipe: Recipe, num_processes: int, precision: str) -> None:
     """``RUN/run_info.json``; a resumed run keeps the first record and adds how it was resumed."""
     info = provenance.run_info(recipe, num_processes=num_processes, precision=precision)
     if recipe.resume and run.run_info.is_file():
         first = json.loads(run.run_info.read_text())
-        resumed = {key: info[key] for key in ("command", "cwd", "device", "git", "num_processes") if key in info}
+        resumed = {key: info[key] for key in RESUME_RECORD_KEYS}  # KeyError, not silent loss, if a key is renamed
         first.setdefault("resumed", []).append(resumed)
         info = first
     runs.atomic_write_json(run.run_info, info)
