@@ -61,7 +61,7 @@ def _cmd_show(args) -> None:
 
 
 def _show_key(setting: str, doc: str, indent: str) -> None:
-    """``lr = 0.0001`` and, below it, what the key means (its docstring in recipe.py), wrapped."""
+    """``lr = 0.0001`` and, below it, what the key means (its docstring under the field in config.py), wrapped."""
     print(f"{indent}{setting}")
     for line in textwrap.wrap(doc, width=100, initial_indent=f"{indent}    # ", subsequent_indent=f"{indent}    # "):
         print(line)
