@@ -36,11 +36,11 @@ def _cmd_list(args) -> None:
 def _cmd_show(args) -> None:
     from transformers import TrainingArguments
 
+    from . import modeling
     from .trainer_loop import training_arguments
 
     recipe = load_recipe(args.recipe, args.overrides)
-    if recipe.model.trust_remote_code:
-        print("WARNING: model.trust_remote_code=true runs Python code downloaded with the model", file=sys.stderr)
+    modeling.warn_if_remote_code(recipe.model)
     print(f"recipe {recipe.name}: {recipe.description}")
     docs = key_docs()
     for key, value in to_dict(recipe).items():

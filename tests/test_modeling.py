@@ -38,3 +38,26 @@ def test_identity_pooler(tiny_model_dir):
     assert torch.equal(dense.weight, torch.eye(32)) and torch.equal(dense.bias, torch.zeros(32))
     kept = load_model(ModelConfig(name=str(tiny_model_dir)), get_task("mrpc"))
     assert not torch.equal(kept.bert.pooler.dense.weight, torch.eye(32))
+
+
+def test_show_and_training_give_the_same_remote_code_warning_on_stderr(tiny_overrides, monkeypatch, capsys):
+    from mrpc_finetune import modeling, pipeline
+    from mrpc_finetune.cli import main
+    from mrpc_finetune.recipe import load_recipe
+
+    trusting = [*tiny_overrides, "model.trust_remote_code=true"]
+    assert main(["show", "mrpc_minilm", *trusting]) == 0
+    shown = capsys.readouterr()
+    assert modeling.REMOTE_CODE_WARNING in shown.err and modeling.REMOTE_CODE_WARNING not in shown.out
+
+    class StopAfterTheWarning(Exception):
+        pass
+
+    def stop(recipe):
+        raise StopAfterTheWarning
+
+    monkeypatch.setattr(pipeline, "check_sources", stop)  # the warning comes first; nothing needs loading
+    with pytest.raises(StopAfterTheWarning):
+        pipeline.prepare(load_recipe("mrpc_minilm", trusting))
+    prepared = capsys.readouterr()
+    assert prepared.err.count(modeling.REMOTE_CODE_WARNING) == 1 and modeling.REMOTE_CODE_WARNING not in prepared.out
