@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import os
@@ -30,10 +31,19 @@ def warn_if_remote_code(cfg: ModelConfig) -> None:
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
-    """One TCP connect to the Hub endpoint: seconds, where the libraries' own retries take close to a minute."""
+    """One TCP connect to the Hub endpoint: seconds, where the libraries' own retries take close to a minute.
+
+    The answer is kept for the process (per endpoint): a run asks at its start, in its checks and in each
+    load, and one probe answers them all rather than a connect, or a timeout, each time."""
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
         return False
-    return reachable(os.environ.get("HF_ENDPOINT", "https://huggingface.co"), timeout)
+    return _endpoint_reachable(os.environ.get("HF_ENDPOINT", "https://huggingface.co"), timeout)
+
+
+@functools.cache
+def _endpoint_reachable(url: str, timeout: float) -> bool:
+    """``reachable``, asked once per process for each endpoint (``hub_reachable``'s cache)."""
+    return reachable(url, timeout)
 
 
 def reachable(url: str, timeout: float = 3.0) -> bool:
