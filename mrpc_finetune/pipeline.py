@@ -44,11 +44,30 @@ def prepare(recipe: Recipe, with_model: bool = True) -> Prepared:
     """Resolve precision, load tokenizer, data and (optionally) the model; fail with one line on bad input."""
     from transformers import set_seed
 
+    precision, tokenizer, task, raw, labelled_tests = _checked_inputs(recipe, check_model_files=with_model)
+    if recipe.data.swap_pairs:
+        raw["train"] = data.with_swapped_pairs(raw["train"], task)
+    splits = data.tokenize_splits(raw, tokenizer, task, recipe.data)
+    set_seed(recipe.seed)  # the classification head's initial weights depend on it
+    model = modeling.load_model(recipe.model, task, tokenizer=tokenizer) if with_model else None
+    collator = data.make_collator(tokenizer, hardware.pad_to_multiple_of(precision))
+    return Prepared(task, tokenizer, model, splits, collator, precision, labelled_tests)
+
+
+def checked_task(recipe: Recipe) -> TaskSpec:
+    """The task of the recipe's data after ``prepare``'s checks of recipe, data, tokenizer and model source,
+    without tokenizing or loading the model: what ``repeat`` and ``search`` need before their runs start (for
+    ``data.task=custom`` the label names, and so the metric, come from the training rows)."""
+    return _checked_inputs(recipe, check_model_files=False)[2]
+
+
+def _checked_inputs(recipe: Recipe, check_model_files: bool):
+    """Precision, tokenizer, task, raw splits and labelled test splits, every input checked on the way."""
     precision = hardware.select_precision(recipe.train.precision)
     modeling.warn_if_remote_code(recipe.model)
     check_sources(recipe)
     tokenizer = modeling.load_tokenizer(recipe.model)
-    if with_model:
+    if check_model_files:
         modeling.check_local_model(recipe.model, tokenizer)  # before the data, so its errors come first
     modeling.check_max_length(recipe.model, recipe.data.max_length)
     task, raw = data.load_task_and_splits(recipe.data)  # custom data: label names found in the training rows
@@ -60,13 +79,7 @@ def prepare(recipe: Recipe, with_model: bool = True) -> Prepared:
     labelled_tests = [
         name for name in task.test_splits if name in raw and data_checks.is_labelled(raw[name], task, name)
     ]
-    if recipe.data.swap_pairs:
-        raw["train"] = data.with_swapped_pairs(raw["train"], task)
-    splits = data.tokenize_splits(raw, tokenizer, task, recipe.data)
-    set_seed(recipe.seed)  # the classification head's initial weights depend on it
-    model = modeling.load_model(recipe.model, task, tokenizer=tokenizer) if with_model else None
-    collator = data.make_collator(tokenizer, hardware.pad_to_multiple_of(precision))
-    return Prepared(task, tokenizer, model, splits, collator, precision, labelled_tests)
+    return precision, tokenizer, task, raw, labelled_tests
 
 
 def prepare_run(

@@ -34,7 +34,7 @@ from .cli import train_with_loop
 from .errors import UserError
 from .experiment import check_overrides, read_metrics, recipe_for_run
 from .new_recipe import new_recipe_path
-from .pipeline import best_metric_name, prepare
+from .pipeline import best_metric_name, checked_task
 from .recipe import Recipe, apply_overrides, load_recipe
 from .runs import RunDir
 from .search_report import reporter, results, write_outputs
@@ -72,7 +72,7 @@ def search(settings: SearchSettings) -> dict[str, Any]:
     out = settings.out or Path("runs") / f"{base.name}-search"
     url = settings.storage or f"sqlite:///{(out / 'study.db').resolve()}"
     storage = _storage(url, settings.heartbeat) if settings.storage else None  # a bad --storage, before any loading
-    task = prepare(base, with_model=False).task  # data, tokenizer and model source checked before any folder exists
+    task = checked_task(base)  # data, tokenizer and model source checked before any folder exists
     if storage is None:
         out.mkdir(parents=True, exist_ok=True)  # the default store, a SQLite file in the search folder
         storage = _storage(url, settings.heartbeat)
