@@ -162,3 +162,23 @@ def test_search_tokenizes_only_in_its_trials(capsys, tmp_path, overrides, lr_spa
     assert code == 0, capsys.readouterr().err
     assert tokenized == ["mrpc"]
     assert json.loads((out / "search.json").read_text())["metric"] == "eval_accuracy"
+
+
+def test_search_takes_its_direction_from_the_tasks_rule(capsys, tmp_path, overrides, lr_space, monkeypatch):
+    """The study's direction is the one that picks each trial's checkpoint: tasks.greater_is_better."""
+    from mrpc_finetune import search, tasks
+    from mrpc_finetune.errors import UserError
+
+    directions = []
+
+    def record_direction(storage, settings, name, info, direction):
+        directions.append((info["metric"], direction))
+        raise UserError("stop before any trial")
+
+    monkeypatch.setattr(search, "open_study", record_direction)
+    monkeypatch.setattr(tasks, "greater_is_better", lambda metric: metric == "loss")  # the rule, turned around
+    argv = ["search", "mrpc_minilm", "--trials", "1", "--space", lr_space, "--output-dir", str(tmp_path / "s")]
+    for metric in ("accuracy", "loss"):
+        assert main([*argv, *overrides, f"eval.metric={metric}"]) == 2
+    capsys.readouterr()
+    assert directions == [("eval_accuracy", "minimize"), ("eval_loss", "maximize")]
