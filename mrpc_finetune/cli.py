@@ -11,7 +11,7 @@ mrpc-finetune new-recipe reviews --from mrpc_minilm data.task=custom data.file=r
 mrpc-finetune push /tmp/run your-name/mrpc-minilm [--private]
 mrpc-finetune repeat mrpc_minilm --seeds 5 [--jobs 2] data.dir=DIR
 mrpc-finetune search mrpc_minilm --trials 20 [--seeds 2] [--space space.yaml] [--write-recipe NAME] data.dir=...
-mrpc-finetune compare runs/mrpc_minilm runs/mrpc_minilm-seeds [--summary] [--plot compare.png]
+mrpc-finetune compare runs/mrpc_minilm runs/mrpc_minilm-seeds [--summary] [--plot compare.png | --no-plot]
 """
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ def _cmd_list(args) -> None:
 def _cmd_show(args) -> None:
     from transformers import TrainingArguments
 
+    from . import modeling
     from .trainer_loop import training_arguments
 
     recipe = load_recipe(args.recipe, args.overrides)
-    if recipe.model.trust_remote_code:
-        print("WARNING: model.trust_remote_code=true runs Python code downloaded with the model", file=sys.stderr)
+    modeling.warn_if_remote_code(recipe.model)
     print(f"recipe {recipe.name}: {recipe.description}")
     docs = key_docs()
     for key, value in to_dict(recipe).items():
@@ -61,7 +61,7 @@ def _cmd_show(args) -> None:
 
 
 def _show_key(setting: str, doc: str, indent: str) -> None:
-    """``lr = 0.0001`` and, below it, what the key means (its docstring in recipe.py), wrapped."""
+    """``lr = 0.0001`` and, below it, what the key means (its docstring under the field in config.py), wrapped."""
     print(f"{indent}{setting}")
     for line in textwrap.wrap(doc, width=100, initial_indent=f"{indent}    # ", subsequent_indent=f"{indent}    # "):
         print(line)
@@ -201,7 +201,8 @@ def _cmd_search(args) -> None:
 def _cmd_compare(args) -> None:
     from .compare import compare
 
-    print(compare([Path(p) for p in args.paths], plot=Path(args.plot), summary_rows=args.summary))
+    plot = None if args.no_plot else Path(args.plot)
+    print(compare([Path(p) for p in args.paths], plot=plot, summary_rows=args.summary))
 
 
 def _add_seed_options(parser: argparse.ArgumentParser, default: int) -> None:
@@ -278,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("paths", nargs="+", help="run directories or experiment folders (repeat / search)")
     compare.add_argument("--summary", action="store_true", help="an experiment folder as one row, not its runs")
     compare.add_argument("--plot", default="compare.png", help="PNG of the evaluation curves (compare.png)")
+    compare.add_argument("--no-plot", action="store_true", help="the table only: write no PNG")
     compare.set_defaults(func=_cmd_compare)
     return parser
 

@@ -33,7 +33,7 @@ class Row:
 
 
 def compare(paths: list[Path], plot: Path | None = None, summary_rows: bool = False) -> str:
-    """The Markdown table (and the PNG of curves at ``plot``) for ``paths``."""
+    """The Markdown table (and the PNG of curves at ``plot``, named on a last ``plot: PATH`` line) for ``paths``."""
     rows, left_out = [], 0
     for path in paths:
         found, skipped = _rows(path, summary_rows)
@@ -48,7 +48,8 @@ def compare(paths: list[Path], plot: Path | None = None, summary_rows: bool = Fa
         lines.append(f"\n{left_out} unfinished run(s) left out (interrupted, or pruned by a search).")
     if plot is not None:
         groups = {row.label: [events.eval_curves(run) for run in row.runs] for row in rows}
-        lines.append(f"\ncurves: {plots.curves_figure(plot, groups, title='evaluation during training')}")
+        saved = plots.curves_figure(plot, groups, title="evaluation during training")
+        lines.append(f"\nplot: {saved.resolve()}")  # absolute: the default lands in whatever folder this ran in
     return "\n".join(lines)
 
 

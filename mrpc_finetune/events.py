@@ -11,8 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .runs import RunDir
-
-SKIPPED_TAGS = ("runtime", "samples_per_second", "steps_per_second")
+from .stats import is_evaluation_figure
 
 
 def scalars(log_dir: Path) -> dict[str, list[tuple[float, int, float]]]:
@@ -44,7 +43,7 @@ def eval_curves(folder: Path) -> tuple[str, dict[str, list[tuple[float, float]]]
     curves = {}
     for tag, points in tags.items():
         name = tag.removeprefix("eval/")
-        if not tag.startswith("eval/") or name in SKIPPED_TAGS:
+        if not tag.startswith("eval/") or is_evaluation_figure(name):
             continue
         during_training = points[:-1] if finished else points
         by_step = {step: value for _, step, value in during_training}  # later events win

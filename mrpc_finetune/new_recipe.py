@@ -7,6 +7,7 @@ mrpc-finetune new-recipe reviews --from mrpc_minilm data.task=custom data.file=r
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import re
 import textwrap
@@ -86,7 +87,7 @@ def recipe_source(recipe: Recipe, base: str, overrides: list[str]) -> str:
     header = [
         f'"""{recipe.name}: written by `{command}`.',
         "",
-        "Only what differs from the defaults in mrpc_finetune/recipe.py is here; edit freely.",
+        f"Only what differs from the defaults in {defaults_file()} is here; edit freely.",
         "",
         f"    mrpc-finetune train {recipe.name}",
         f"    mrpc-finetune eval {recipe.run_dir}",
@@ -98,6 +99,16 @@ def recipe_source(recipe: Recipe, base: str, overrides: list[str]) -> str:
         "RECIPE = Recipe(",
     ]
     return "\n".join([*header, *body, ")"]) + "\n"
+
+
+def defaults_file() -> str:
+    """The file that defines the ``Recipe`` dataclass and so its defaults, relative to the folder holding the
+    package (``mrpc_finetune/config.py``): asked of the class itself, so the text follows the schema if it moves."""
+    import mrpc_finetune
+
+    defined_in = Path(inspect.getfile(Recipe)).resolve()
+    project_root = Path(mrpc_finetune.__file__).resolve().parent.parent
+    return defined_in.relative_to(project_root).as_posix()
 
 
 def _literal(value) -> str:

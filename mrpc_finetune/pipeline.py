@@ -6,7 +6,6 @@ All checks of recipe, data and model run here, before a run directory exists, so
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,12 +44,30 @@ def prepare(recipe: Recipe, with_model: bool = True) -> Prepared:
     """Resolve precision, load tokenizer, data and (optionally) the model; fail with one line on bad input."""
     from transformers import set_seed
 
+    precision, tokenizer, task, raw, labelled_tests = _checked_inputs(recipe, check_model_files=with_model)
+    if recipe.data.swap_pairs:
+        raw["train"] = data.with_swapped_pairs(raw["train"], task)
+    splits = data.tokenize_splits(raw, tokenizer, task, recipe.data)
+    set_seed(recipe.seed)  # the classification head's initial weights depend on it
+    model = modeling.load_model(recipe.model, task, tokenizer=tokenizer) if with_model else None
+    collator = data.make_collator(tokenizer, hardware.pad_to_multiple_of(precision))
+    return Prepared(task, tokenizer, model, splits, collator, precision, labelled_tests)
+
+
+def checked_task(recipe: Recipe) -> TaskSpec:
+    """The task of the recipe's data after ``prepare``'s checks of recipe, data, tokenizer and model source,
+    without tokenizing or loading the model: what ``repeat`` and ``search`` need before their runs start (for
+    ``data.task=custom`` the label names, and so the metric, come from the training rows)."""
+    return _checked_inputs(recipe, check_model_files=False)[2]
+
+
+def _checked_inputs(recipe: Recipe, check_model_files: bool):
+    """Precision, tokenizer, task, raw splits and labelled test splits, every input checked on the way."""
     precision = hardware.select_precision(recipe.train.precision)
-    if recipe.model.trust_remote_code:
-        print("WARNING: model.trust_remote_code=true runs Python code downloaded with the model", file=sys.stderr)
+    modeling.warn_if_remote_code(recipe.model)
     check_sources(recipe)
     tokenizer = modeling.load_tokenizer(recipe.model)
-    if with_model:
+    if check_model_files:
         modeling.check_local_model(recipe.model, tokenizer)  # before the data, so its errors come first
     modeling.check_max_length(recipe.model, recipe.data.max_length)
     task, raw = data.load_task_and_splits(recipe.data)  # custom data: label names found in the training rows
@@ -62,13 +79,7 @@ def prepare(recipe: Recipe, with_model: bool = True) -> Prepared:
     labelled_tests = [
         name for name in task.test_splits if name in raw and data_checks.is_labelled(raw[name], task, name)
     ]
-    if recipe.data.swap_pairs:
-        raw["train"] = data.with_swapped_pairs(raw["train"], task)
-    splits = data.tokenize_splits(raw, tokenizer, task, recipe.data)
-    set_seed(recipe.seed)  # the classification head's initial weights depend on it
-    model = modeling.load_model(recipe.model, task, tokenizer=tokenizer) if with_model else None
-    collator = data.make_collator(tokenizer, hardware.pad_to_multiple_of(precision))
-    return Prepared(task, tokenizer, model, splits, collator, precision, labelled_tests)
+    return precision, tokenizer, task, raw, labelled_tests
 
 
 def prepare_run(
@@ -102,12 +113,16 @@ def prepare_run(
     return recipe, prepared, run
 
 
+RESUME_RECORD_KEYS = ("command", "working_folder", "device", "git", "num_processes")
+"""The ``provenance.run_info`` keys a resumed run adds to the first record: how and where it was resumed."""
+
+
 def _record_run_info(run: runs.RunDir, recipe: Recipe, num_processes: int, precision: str) -> None:
     """``RUN/run_info.json``; a resumed run keeps the first record and adds how it was resumed."""
     info = provenance.run_info(recipe, num_processes=num_processes, precision=precision)
     if recipe.resume and run.run_info.is_file():
         first = json.loads(run.run_info.read_text())
-        resumed = {key: info[key] for key in ("command", "cwd", "device", "git", "num_processes") if key in info}
+        resumed = {key: info[key] for key in RESUME_RECORD_KEYS}  # KeyError, not silent loss, if a key is renamed
         first.setdefault("resumed", []).append(resumed)
         info = first
     runs.atomic_write_json(run.run_info, info)

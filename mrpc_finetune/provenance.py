@@ -19,7 +19,7 @@ import re
 import shlex
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ def run_info(recipe: Recipe, *, num_processes: int, precision: str, argv: list[s
     return {
         "command": command_line(sys.argv if argv is None else argv),
         "working_folder": os.getcwd(),
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "model": model_source(recipe.model),
         "data": data_source(recipe.data),
         "versions": package_versions(),

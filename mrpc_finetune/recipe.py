@@ -11,6 +11,7 @@ Every field can be overridden on the command line with a dotted ``KEY=VALUE`` (`
 from __future__ import annotations
 
 import ast
+import copy
 import dataclasses
 import difflib
 import functools
@@ -268,13 +269,32 @@ def load_recipe(name_or_path: str, overrides: list[str] = ()) -> Recipe:
     return apply_overrides(recipe, list(overrides))
 
 
-def _load_recipe_file(path: Path) -> Recipe:
+def recipe_file_module(path: Path) -> types.ModuleType:
+    """The executed recipe file at ``path`` (its ``RECIPE``, and ``SEARCH`` when it has one).
+
+    A recipe file is Python and may do anything when run, so one command runs it once: ``search`` reads both
+    its ``SEARCH`` and its ``RECIPE``. The module is reused while the file's text is unchanged; callers copy
+    what they take from it, so the cached one stays as the file wrote it.
+    """
+    path = Path(path).resolve()
+    return _executed_recipe_file(path, path.read_text())
+
+
+@functools.lru_cache(maxsize=32)
+def _executed_recipe_file(path: Path, text: str) -> types.ModuleType:
+    """``recipe_file_module``'s cache: the text in the key (not the mtime, too coarse on some file systems) makes
+    an edited file run anew."""
     spec = importlib.util.spec_from_file_location(f"mrpc_finetune_recipe_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    recipe = getattr(module, "RECIPE", None)
+    exec(compile(text, str(path), "exec"), module.__dict__)  # the text the key names, even if the file changed since
+    return module
+
+
+def _load_recipe_file(path: Path) -> Recipe:
+    recipe = getattr(recipe_file_module(path), "RECIPE", None)
     if not isinstance(recipe, Recipe):
         raise UserError(f"{path}: must define RECIPE = Recipe(...)")
+    recipe = copy.deepcopy(recipe)  # the cached module's own stays as the file wrote it
     return recipe if recipe.name else dataclasses.replace(recipe, name=path.stem)
 
 

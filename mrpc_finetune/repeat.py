@@ -32,7 +32,7 @@ from . import runs
 from .errors import UserError
 from .experiment import check_overrides, read_metrics, recipe_for_run
 from .model_card import write_model_card
-from .pipeline import best_metric_name, prepare
+from .pipeline import best_metric_name, checked_task
 from .recipe import Recipe, load_recipe
 from .summary import build_summary, selection_note, write_summary
 
@@ -74,7 +74,7 @@ def repeat(
     base = load_recipe(recipe_arg, overrides)
     out = out or default_output_dir(base)
     planned = [SeedRun(s, *recipe_for_run(base, s, out / f"seed-{s}"), out) for s in seeds]
-    task = prepare(base, with_model=False).task  # data, tokenizer and model source checked before any training
+    task = checked_task(base)  # data, tokenizer and model source checked before any training
     print(f"repeat {base.name}: seeds {', '.join(map(str, seeds))} -> {out}", flush=True)
     with _exclusive(out):
         failed = _train_all(recipe_arg, overrides, planned, jobs, threads)

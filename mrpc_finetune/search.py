@@ -34,7 +34,7 @@ from .cli import train_with_loop
 from .errors import UserError
 from .experiment import check_overrides, read_metrics, recipe_for_run
 from .new_recipe import new_recipe_path
-from .pipeline import best_metric_name, prepare
+from .pipeline import best_metric_name, checked_task, greater_is_better
 from .recipe import Recipe, apply_overrides, load_recipe
 from .runs import RunDir
 from .search_report import reporter, results, write_outputs
@@ -72,7 +72,7 @@ def search(settings: SearchSettings) -> dict[str, Any]:
     out = settings.out or Path("runs") / f"{base.name}-search"
     url = settings.storage or f"sqlite:///{(out / 'study.db').resolve()}"
     storage = _storage(url, settings.heartbeat) if settings.storage else None  # a bad --storage, before any loading
-    task = prepare(base, with_model=False).task  # data, tokenizer and model source checked before any folder exists
+    task = checked_task(base)  # data, tokenizer and model source checked before any folder exists
     if storage is None:
         out.mkdir(parents=True, exist_ok=True)  # the default store, a SQLite file in the search folder
         storage = _storage(url, settings.heartbeat)
@@ -84,7 +84,8 @@ def search(settings: SearchSettings) -> dict[str, Any]:
         "seeds": settings.seeds,
         "metric": metric,
     }
-    study = open_study(storage, settings, base.name, study_info)
+    direction = "maximize" if greater_is_better(base, task) else "minimize"  # as each trial picks its checkpoint
+    study = open_study(storage, settings, base.name, study_info, direction)
     print(f"search {base.name}: {metric} ({study.direction.name.lower()}) over {source} -> {out}", flush=True)
     objective = Objective(base, dimensions, settings.seeds, out, metric)
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -114,11 +115,10 @@ def _check_settings(settings: SearchSettings) -> None:
         new_recipe_path(settings.write_recipe, "--write-recipe")
 
 
-def open_study(storage, settings: SearchSettings, name: str, info: dict[str, Any]):
-    """Create or load the study; refuse one that was started for another search."""
+def open_study(storage, settings: SearchSettings, name: str, info: dict[str, Any], direction: str):
+    """Create or load the study (``direction``: maximize or minimize); refuse one started for another search."""
     import optuna
 
-    direction = "minimize" if info["metric"].endswith("loss") else "maximize"
     study = optuna.create_study(
         storage=storage, study_name=settings.study or name, direction=direction, load_if_exists=True
     )

@@ -20,14 +20,14 @@ Distributions: ``uniform LOW HIGH``, ``loguniform LOW HIGH`` (LOW > 0), ``int LO
 
 from __future__ import annotations
 
-import importlib.util
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import UserError
 from .experiment import SET_BY_COMMAND, recipe_value
-from .recipe import Recipe, all_keys, apply_overrides, recipes_dir
+from .recipe import Recipe, all_keys, apply_overrides, recipe_file_module, recipes_dir
 
 DEFAULT_SPACE = {
     "train.lr": "loguniform 1e-5 3e-4",
@@ -141,8 +141,5 @@ def _recipe_search(recipe_arg: str) -> tuple[Any, str] | None:
         path = recipes_dir() / f"{recipe_arg}.py"
     if not path.is_file():
         return None
-    spec = importlib.util.spec_from_file_location(f"mrpc_finetune_search_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    space = getattr(module, "SEARCH", None)
-    return (space, f"{path} SEARCH") if space is not None else None
+    space = getattr(recipe_file_module(path), "SEARCH", None)  # the run that load_recipe reuses for RECIPE
+    return (copy.deepcopy(space), f"{path} SEARCH") if space is not None else None

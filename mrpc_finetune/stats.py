@@ -12,8 +12,9 @@ from typing import Any
 STD_CONVENTION = "sample standard deviation (n - 1 in the denominator); null for a single run"
 CI_CONVENTION = "95% interval of the mean: mean -/+ t(0.975, n - 1) * std / sqrt(n); null for a single run"
 
-NOT_SCORES = ("_runtime", "_per_second", "_rows")
-"""Evaluation figures that describe the evaluation itself (time, speed, size), not the model."""
+NOT_SCORES = ("runtime", "samples_per_second", "steps_per_second", "rows", "model_preparation_time")
+"""Metric names that describe an evaluation itself (time, speed, size), not the model: ``eval_runtime``,
+``test_rows``, TensorBoard's ``eval/runtime``. The one list that ``compare``, the model card and the curves use."""
 
 RUN_FIGURES = ("wall_seconds", "train_runtime", "peak_memory_mb", "train_loss")
 """Numeric ``metrics.json`` entries about the run rather than an evaluated split."""
@@ -47,9 +48,15 @@ def is_split_metric(key: str) -> bool:
     return key.startswith(("eval_", "test_"))
 
 
+def is_evaluation_figure(name: str) -> bool:
+    """``name`` (a bare metric name or a prefixed key: ``runtime``, ``eval_validation_rows``) is one of
+    ``NOT_SCORES``: it describes the evaluation, not the model."""
+    return any(name == figure or name.endswith(f"_{figure}") for figure in NOT_SCORES)
+
+
 def is_score(key: str) -> bool:
     """A split metric that measures the model (accuracy, f1, loss, ...), not the evaluation's time or size."""
-    return is_split_metric(key) and not key.endswith(NOT_SCORES)
+    return is_split_metric(key) and not is_evaluation_figure(key)
 
 
 def aggregate(runs: list[dict[str, Any]], keep=is_split_metric) -> dict[str, dict[str, Any]]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,7 @@ class MLflowTracker:
         try:
             self.client.update_run(run_id, status="RUNNING")
         except MlflowException:
-            print(f"note: MLflow run {run_id} of this run directory is gone; starting a new one")
+            print(f"note: MLflow run {run_id} of this run directory is gone; starting a new one", file=sys.stderr)
             return None
         return run_id
 

@@ -182,10 +182,11 @@ def main(recipe: Recipe, *, on_evaluate=None) -> dict:
 
 def _train_and_evaluate(trainer, recipe: Recipe, prepared, run: runs.RunDir, hook, started: float) -> dict:
     """Train (or resume), then evaluate the best checkpoint on the dev split(s) and once on labelled test splits."""
-    resume_from = runs.resume_checkpoint(run, recipe) if trainer.is_world_process_zero() else None
+    if trainer.is_world_process_zero():
+        runs.resume_checkpoint(run, recipe)  # removes checkpoints a kill cut off mid-save; says where it goes on
     trainer.accelerator.wait_for_everyone()
-    if recipe.resume:
-        resume_from = run.last_checkpoint()
+    # Every process reads the cleaned run directory after the barrier, so all resume from the same checkpoint.
+    resume_from = run.last_checkpoint() if recipe.resume else None
     try:
         train_output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     except guards.NonFiniteLossError as err:

@@ -94,3 +94,18 @@ def test_compare_bad_paths(capsys, tmp_path, make, message):
     code = main(["compare", str(path), "--plot", str(tmp_path / "c.png")])
     _, err = capsys.readouterr()
     assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_the_plot_line_names_the_absolute_path_and_no_plot_writes_none(capsys, experiment, tmp_path, monkeypatch):
+    root, _ = experiment
+    monkeypatch.chdir(tmp_path)  # the default compare.png lands here
+    assert main(["compare", str(root / "other")]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[-1] == f"plot: {tmp_path / 'compare.png'}"
+    assert (tmp_path / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    (tmp_path / "compare.png").unlink()
+    assert main(["compare", str(root / "other"), "--no-plot"]) == 0
+    out, err = capsys.readouterr()
+    assert "plot:" not in out and out.splitlines()[-1].startswith(f"| {root / 'other'} |")
+    assert list(tmp_path.iterdir()) == []

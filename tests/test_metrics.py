@@ -29,3 +29,21 @@ def test_stsb_correlations():
     assert set(result) == {"loss", "pearson", "spearmanr"}
     assert result["spearmanr"] == pytest.approx(0.8)
     assert result["loss"] == pytest.approx((0 + 0 + 0.25 + 1) / 4)  # mean squared error
+
+
+def test_the_metric_module_reports_what_tasks_says_each_set_reports():
+    """One list of metric sets (tasks.METRIC_SETS), which the evaluate module imports: each set's keys agree."""
+    import evaluate
+
+    from mrpc_finetune.glue_metric import glue_metric
+    from mrpc_finetune.metrics import METRIC_MODULE
+    from mrpc_finetune.tasks import METRIC_SETS
+
+    assert glue_metric.METRIC_SETS is METRIC_SETS
+    for name, keys in METRIC_SETS.items():
+        scores = name == "pearson_spearman"
+        predictions, references = (
+            ([0.5, 1.0, 2.5, 3.0], [1.0, 1.5, 2.0, 3.5]) if scores else ([1, 0, 1, 0], [1, 0, 0, 0])
+        )
+        metric = evaluate.load(str(METRIC_MODULE), config_name=name)
+        assert tuple(metric.compute(predictions=predictions, references=references)) == keys, name

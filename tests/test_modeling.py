@@ -38,3 +38,48 @@ def test_identity_pooler(tiny_model_dir):
     assert torch.equal(dense.weight, torch.eye(32)) and torch.equal(dense.bias, torch.zeros(32))
     kept = load_model(ModelConfig(name=str(tiny_model_dir)), get_task("mrpc"))
     assert not torch.equal(kept.bert.pooler.dense.weight, torch.eye(32))
+
+
+def test_show_and_training_give_the_same_remote_code_warning_on_stderr(tiny_overrides, monkeypatch, capsys):
+    from mrpc_finetune import modeling, pipeline
+    from mrpc_finetune.cli import main
+    from mrpc_finetune.recipe import load_recipe
+
+    trusting = [*tiny_overrides, "model.trust_remote_code=true"]
+    assert main(["show", "mrpc_minilm", *trusting]) == 0
+    shown = capsys.readouterr()
+    assert modeling.REMOTE_CODE_WARNING in shown.err and modeling.REMOTE_CODE_WARNING not in shown.out
+
+    class StopAfterTheWarning(Exception):
+        pass
+
+    def stop(recipe):
+        raise StopAfterTheWarning
+
+    monkeypatch.setattr(pipeline, "check_sources", stop)  # the warning comes first; nothing needs loading
+    with pytest.raises(StopAfterTheWarning):
+        pipeline.prepare(load_recipe("mrpc_minilm", trusting))
+    prepared = capsys.readouterr()
+    assert prepared.err.count(modeling.REMOTE_CODE_WARNING) == 1 and modeling.REMOTE_CODE_WARNING not in prepared.out
+
+
+def test_a_training_run_probes_the_hub_once(tiny_overrides, monkeypatch, one_torch_thread):
+    """Hub data is checked before the loop's imports and again in prepare: one connect answers both."""
+    from mrpc_finetune import data, modeling
+    from mrpc_finetune.cli import train_with_loop
+    from mrpc_finetune.recipe import load_recipe
+
+    local_rows = data.load_task_and_splits(load_recipe("mrpc_minilm", tiny_overrides).data)
+    probes = []
+
+    def count_probe(url, timeout=3.0):
+        probes.append(url)
+        return True
+
+    monkeypatch.setattr(modeling, "reachable", count_probe)
+    monkeypatch.setenv("HF_ENDPOINT", "https://hub.example.invalid")  # an endpoint no other test has probed
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(data, "load_task_and_splits", lambda cfg, label_names=None: local_rows)  # no download
+    overrides = [o for o in tiny_overrides if not o.startswith("data.dir=")]  # GLUE MRPC the Hub way
+    train_with_loop(load_recipe("mrpc_minilm", [*overrides, "train.max_steps=2"]))
+    assert probes == ["https://hub.example.invalid"]

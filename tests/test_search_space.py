@@ -91,3 +91,27 @@ def test_bad_yaml_names_the_file_and_line(tmp_path):
     path.write_text("train.lr: loguniform 1e-5 3e-4\n  bad: [\n")
     with pytest.raises(UserError, match=r"space.yaml: not valid YAML at line \d"):
         load_space("mrpc_minilm", str(path), BASE)
+
+
+def test_a_search_runs_its_recipe_file_once(tmp_path):
+    """A recipe file is a program: reading its SEARCH and its RECIPE runs it once, and an edit runs it anew."""
+    runs_log = tmp_path / "runs.log"
+    path = tmp_path / "counted.py"
+    body = (
+        "from pathlib import Path\n"
+        "from mrpc_finetune.recipe import Recipe, TrainConfig\n"
+        f"with open({str(runs_log)!r}, 'a') as log:\n"
+        "    log.write('ran\\n')\n"
+        "RECIPE = Recipe(train=TrainConfig(lr=1e-4))\n"
+        'SEARCH = {"train.lr": "loguniform 3e-5 3e-4"}\n'
+    )
+    path.write_text(body)
+    base = load_recipe(str(path), ["train.epochs=2"])
+    space, _ = load_space(str(path), None, base)
+    assert load_recipe(str(path)).train.epochs != 2  # the overrides changed a copy, not the file's RECIPE
+    assert [d.key for d in space] == ["train.lr"]
+    assert runs_log.read_text() == "ran\n"
+
+    path.write_text(body.replace("lr=1e-4", "lr=2e-4"))
+    assert load_recipe(str(path)).train.lr == 2e-4
+    assert runs_log.read_text() == "ran\nran\n"

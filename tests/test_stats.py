@@ -68,3 +68,47 @@ def test_scores_leave_out_time_and_size():
     assert stats.is_score("eval_f1") and stats.is_score("test_loss")
     assert not stats.is_score("eval_runtime") and not stats.is_score("eval_rows")
     assert not stats.is_score("wall_seconds")
+
+
+EVALUATION_METRICS = {
+    "eval_accuracy": 0.8,
+    "eval_f1": 0.85,
+    "eval_loss": 0.4,
+    "eval_runtime": 1.5,
+    "eval_samples_per_second": 100.0,
+    "eval_steps_per_second": 10.0,
+    "eval_rows": 408,
+    "eval_model_preparation_time": 0.01,
+    "test_accuracy": 0.79,
+    "test_rows": 1725,
+}
+
+
+def test_one_list_of_evaluation_figures_for_compare_the_model_card_and_the_curves(tmp_path):
+    """Runtime, speed, rows and preparation time are left out alike everywhere; the loss is a score for
+    compare and the curves, and left out of the card's task scores only."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from mrpc_finetune.events import eval_curves
+    from mrpc_finetune.model_card import split_scores
+    from mrpc_finetune.tasks import get_task
+
+    assert [k for k in EVALUATION_METRICS if stats.is_score(k)] == [
+        "eval_accuracy",
+        "eval_f1",
+        "eval_loss",
+        "test_accuracy",
+    ]
+
+    assert split_scores(EVALUATION_METRICS, get_task("mrpc")) == {
+        ("eval", "validation"): {"accuracy": 0.8, "f1": 0.85},
+        ("test", "test"): {"accuracy": 0.79},
+    }
+
+    writer = SummaryWriter(log_dir=str(tmp_path / "tensorboard"))  # a run still training: every point counts
+    for key, value in EVALUATION_METRICS.items():
+        if key.startswith("eval_"):
+            writer.add_scalar("eval/" + key.removeprefix("eval_"), value, 2)
+    writer.close()
+    _, curves = eval_curves(tmp_path)
+    assert sorted(curves) == ["accuracy", "f1", "loss"]

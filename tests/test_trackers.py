@@ -349,3 +349,19 @@ def test_disabled_or_no_trackers_write_nothing(tmp_path, monkeypatch):
 def test_close_rejects_an_unknown_status():
     with pytest.raises(ValueError, match="FINISHED, FAILED, KILLED"):
         trackers_module.Trackers().close("DONE")
+
+
+def test_a_gone_mlflow_run_is_noted_on_stderr(capsys):
+    """Notes go to stderr with every other note: stdout holds only what a command reports."""
+    from mlflow.exceptions import MlflowException
+
+    class StoreWithoutTheRun:
+        def update_run(self, run_id, status):
+            raise MlflowException(f"run {run_id} not found")
+
+    tracker = object.__new__(tracker_backends.MLflowTracker)
+    tracker.client = StoreWithoutTheRun()
+    assert tracker._continue("abc123") is None
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "MLflow run abc123 of this run directory is gone" in captured.err

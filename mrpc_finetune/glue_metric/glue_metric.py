@@ -10,15 +10,18 @@ import evaluate
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
+# The metric sets and their keys live in tasks.py. Absolute import: evaluate.load runs a copy of this file
+# outside the package, where a relative import has no parent; the package itself is always importable there.
+from mrpc_finetune.tasks import METRIC_SETS
+
 _DESCRIPTION = "Accuracy, F1, Matthews correlation or Pearson/Spearman correlation for GLUE-style tasks."
 _INPUTS = "predictions: predicted label ids (or scores for pearson_spearman); references: gold label ids (or scores)."
-METRIC_SETS = ("accuracy", "accuracy_f1", "matthews", "pearson_spearman", "accuracy_f1_macro")
 
 
 class GlueMetric(evaluate.Metric):
     def _info(self):
         if self.config_name not in METRIC_SETS:
-            raise KeyError(f"config_name must be one of {METRIC_SETS}, got {self.config_name!r}")
+            raise KeyError(f"config_name must be one of {tuple(METRIC_SETS)}, got {self.config_name!r}")
         value_type = "float32" if self.config_name == "pearson_spearman" else "int64"
         return evaluate.MetricInfo(
             description=_DESCRIPTION,
