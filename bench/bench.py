@@ -8,7 +8,7 @@
 On the mrpc_minilm recipe (model, hyper-parameters, seed, batch size), the same number of Trainer steps for:
   A  run_glue.py defaults: every pair padded to 128 tokens, ``default_data_collator``, random order
   B  the course's reference workflow: dynamic padding (``DataCollatorWithPadding``) over random batches
-  C  this project's default: ``samplers.LengthBucketSampler`` batches + dynamic padding
+  C  this project's default: ``data.batching.LengthBucketSampler`` batches + dynamic padding
 run as A B C A B C ..., each in a fresh process (so its peak memory is its own), warm-up steps untimed.
 Rates are wall-clock; the CPU-time column (this process, all threads) tells contention from real differences.
 Then: framework overhead (our Trainer path vs a bare PyTorch loop over the very batches C trained on) and

@@ -51,7 +51,7 @@ def save_random_bert_base(folder: Path, tokenizer_source: str) -> Path:
     """bert-base-uncased's configuration with random weights, saved with a bert-base-uncased vocabulary tokenizer."""
     from transformers import AutoTokenizer, BertConfig, BertModel, set_seed
 
-    from mrpc_finetune.modeling import resolve_model_path
+    from mrpc_finetune.models import resolve_model_path
 
     set_seed(0)
     BertModel(BertConfig()).save_pretrained(folder)  # BertConfig() defaults are bert-base: 12 x 768, vocab 30522

@@ -116,9 +116,11 @@ def run_setting(setting: str, spec: dict) -> dict:
     import torch
     from transformers import set_seed
 
-    from mrpc_finetune import flops, runs, trainer_loop
-    from mrpc_finetune.pipeline import prepare
-    from mrpc_finetune.trackers import open_trackers
+    from mrpc_finetune import flops
+    from mrpc_finetune.run import rundir
+    from mrpc_finetune.run.trackers import open_trackers
+    from mrpc_finetune.train import callbacks, hf_adapter, trainer_loop
+    from mrpc_finetune.train.preparation import prepare
 
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
@@ -134,13 +136,13 @@ def run_setting(setting: str, spec: dict) -> dict:
     clock = _step_clock()
     args = trainer_loop.training_arguments(recipe, Path(spec["workdir"]) / setting, prepared.precision)
     set_seed(recipe.seed)
-    trainer = trainer_loop.LengthBatchedTrainer(
+    trainer = hf_adapter.LengthBatchedTrainer(
         model=prepared.model,
         args=args,
         train_dataset=train,
         data_collator=counting,
         processing_class=prepared.tokenizer,
-        callbacks=[clock, trainer_loop.TrackersCallback(open_trackers(recipe, Path(spec["workdir"]) / setting))],
+        callbacks=[clock, callbacks.TrackersCallback(open_trackers(recipe, Path(spec["workdir"]) / setting))],
     )
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
@@ -157,8 +159,8 @@ def run_setting(setting: str, spec: dict) -> dict:
         "train_seconds": train_seconds,
         "startup_seconds": began - started,
         **timed_rates(clock.step_ends, clock.cpu_ends, counting.records, spec["warmup"]),
-        "peak_rss_mb": runs.peak_memory_mb(),
-        "rss_growth_mb": runs.peak_memory_mb() - clock.rss_at_start_mb,
+        "peak_rss_mb": rundir.peak_memory_mb(),
+        "rss_growth_mb": rundir.peak_memory_mb() - clock.rss_at_start_mb,
     }
     if torch.cuda.is_available():
         result["peak_cuda_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
@@ -186,13 +188,13 @@ def setting_batches(setting: str, spec: dict, prepared, max_length: int):
     to its longest row (rounded up to ``COMPILE_PAD_MULTIPLE`` when compiled, else as the hardware asks)."""
     from transformers import default_data_collator
 
-    from mrpc_finetune import data
+    from mrpc_finetune.data import batching
 
     train = prepared.splits["train"]
     if setting == "A":
         return pad_to_max_length(train, prepared.tokenizer, max_length), default_data_collator
     if spec.get("compile"):
-        return train, data.make_collator(prepared.tokenizer, pad_to_multiple_of=COMPILE_PAD_MULTIPLE)
+        return train, batching.make_collator(prepared.tokenizer, pad_to_multiple_of=COMPILE_PAD_MULTIPLE)
     return train, prepared.collator
 
 
@@ -212,10 +214,10 @@ def bare_loop_step_ends(recipe, prepared, args, batches: list[dict]) -> tuple[li
     import torch
     from transformers import Trainer, set_seed
 
-    from mrpc_finetune import modeling
+    from mrpc_finetune import models
 
     set_seed(recipe.seed)
-    model = modeling.load_model(recipe.model, prepared.task, tokenizer=prepared.tokenizer).to(args.device)
+    model = models.load_model(recipe.model, prepared.task, tokenizer=prepared.tokenizer).to(args.device)
     builder = Trainer(model=model, args=args)
     builder.create_optimizer_and_scheduler(num_training_steps=len(batches))
     optimizer, scheduler = builder.optimizer, builder.lr_scheduler

@@ -23,8 +23,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-from .errors import UserError
-from .recipe import Recipe, key_docs, load_recipe, recipe_names, recipes_dir, to_dict
+from mrpc_finetune.errors import UserError
+from mrpc_finetune.recipe.loading import key_docs, load_recipe, recipe_names, recipes_dir
+from mrpc_finetune.recipe.overrides import to_dict
 
 
 def _cmd_list(args) -> None:
@@ -36,11 +37,11 @@ def _cmd_list(args) -> None:
 def _cmd_show(args) -> None:
     from transformers import TrainingArguments
 
-    from . import modeling
-    from .trainer_loop import training_arguments
+    from mrpc_finetune import models
+    from mrpc_finetune.train.trainer_loop import training_arguments
 
     recipe = load_recipe(args.recipe, args.overrides)
-    modeling.warn_if_remote_code(recipe.model)
+    models.warn_if_remote_code(recipe.model)
     print(f"recipe {recipe.name}: {recipe.description}")
     docs = key_docs()
     for key, value in to_dict(recipe).items():
@@ -61,31 +62,32 @@ def _cmd_show(args) -> None:
 
 
 def _show_key(setting: str, doc: str, indent: str) -> None:
-    """``lr = 0.0001`` and, below it, what the key means (its docstring under the field in config.py), wrapped."""
+    """``lr = 0.0001`` and, below it, what the key means (its docstring under the field in recipe/schema.py), wrapped."""
     print(f"{indent}{setting}")
     for line in textwrap.wrap(doc, width=100, initial_indent=f"{indent}    # ", subsequent_indent=f"{indent}    # "):
         print(line)
 
 
 def _cmd_inspect(args) -> None:
-    from . import data, hardware, modeling
+    from mrpc_finetune import hardware, models
+    from mrpc_finetune.data import batching, loading
 
     recipe = load_recipe(args.recipe, args.overrides)
-    tokenizer = modeling.load_tokenizer(recipe.model)
-    task, raw = data.load_task_and_splits(recipe.data)
+    tokenizer = models.load_tokenizer(recipe.model)
+    task, raw = loading.load_task_and_splits(recipe.data)
     if args.split not in raw:
         raise UserError(f"--split {args.split}: not in the data (splits: {', '.join(raw)})")
-    split = data.tokenize_splits(raw, tokenizer, task, recipe.data)[args.split]
-    lengths = data.token_lengths(split)
+    split = loading.tokenize_splits(raw, tokenizer, task, recipe.data)[args.split]
+    lengths = batching.token_lengths(split)
     first = list(range(min(args.n, len(split))))
     multiple = hardware.pad_to_multiple_of(hardware.select_precision(recipe.train.precision))
-    collator = data.make_collator(tokenizer, multiple)
+    collator = batching.make_collator(tokenizer, multiple)
     batch = collator([split[i] for i in first]) if first else {}
     if args.split == "train":
-        order = data.make_train_sampler(lengths, recipe.train.batch_size, recipe.train.sampler, recipe.seed)
+        order = batching.make_train_sampler(lengths, recipe.train.batch_size, recipe.train.sampler, recipe.seed)
         sampler, size = recipe.train.sampler, recipe.train.batch_size
     else:  # evaluation and prediction batches are sorted by length (data.length_sorted_order)
-        order, sampler, size = data.length_sorted_order(lengths), "sorted_by_length", recipe.eval.batch_size
+        order, sampler, size = batching.length_sorted_order(lengths), "sorted_by_length", recipe.eval.batch_size
     report = {
         "recipe": recipe.name,
         "split": args.split,
@@ -94,7 +96,9 @@ def _cmd_inspect(args) -> None:
         "batch_shapes": {k: list(v.shape) for k, v in batch.items()},
         "sampler": sampler,
         "batch_size": size,
-        "padding_efficiency": round(data.padding_efficiency(lengths, data.batches_of(order, size), multiple), 4),
+        "padding_efficiency": round(
+            batching.padding_efficiency(lengths, batching.batches_of(order, size), multiple), 4
+        ),
     }
     print(f"{recipe.name} / {args.split}: {report['rows']} rows")
     print(f"token lengths of the first {len(first)}: {report['first_lengths']}")
@@ -108,38 +112,21 @@ def _cmd_inspect(args) -> None:
 
 
 def _cmd_train(args) -> None:
+    from mrpc_finetune.train import train_with_loop
+
     recipe = load_recipe(args.recipe, args.overrides)
     train_with_loop(recipe)
 
 
-def train_with_loop(recipe: Recipe, *, on_evaluate=None) -> dict:
-    """Train ``recipe`` with its loop; returns the final metrics.
-
-    ``on_evaluate(metrics, step)`` is called on the main process after every evaluation during training (not the
-    final one of the best checkpoint), with the evaluation's ``eval_*`` metrics; an exception it raises (e.g.
-    ``optuna.TrialPruned``) ends the run there, unfinished (no ``metrics.json``).
-    """
-    from .pipeline import check_sources
-
-    check_sources(recipe)  # fail in a second when offline, before the loops' heavy imports
-    if recipe.loop == "trainer":
-        from .trainer_loop import main
-    elif recipe.loop == "torch":
-        from .torch_loop import main
-    else:
-        from .accelerate_loop import main
-    return main(recipe, on_evaluate=on_evaluate)
-
-
 def _cmd_eval(args) -> None:
-    from .evaluation import evaluate_run
+    from mrpc_finetune.inference.evaluation import evaluate_run
 
     metrics = evaluate_run(args.run_dir, split=args.split, file=args.file)
     print(json.dumps(metrics, indent=2))
 
 
 def _cmd_predict(args) -> None:
-    from .predict import predict_file, predict_texts
+    from mrpc_finetune.inference.predict import predict_file, predict_texts
 
     if args.file and args.texts:
         raise UserError("predict: give texts or --file, not both")
@@ -154,22 +141,22 @@ def _cmd_predict(args) -> None:
 
 
 def _cmd_new_recipe(args) -> None:
-    from .new_recipe import write_new_recipe
+    from mrpc_finetune.recipe.new_recipe import write_new_recipe
 
     path = write_new_recipe(args.name, args.base, args.overrides)
     print(f"wrote {path}; train it with: mrpc-finetune train {args.name}")
 
 
 def _cmd_push(args) -> None:
-    from .push import push_run
+    from mrpc_finetune.run.push import push_run
 
     url = push_run(args.run_dir, args.repo_id, private=args.private)
     print(f"pushed {args.run_dir}/model to {url}")
 
 
 def _cmd_repeat(args) -> None:
-    from .experiment import parse_seeds
-    from .repeat import repeat
+    from mrpc_finetune.experiments.folders import parse_seeds
+    from mrpc_finetune.experiments.repeat import repeat
 
     seeds = parse_seeds(args.seeds, args.seed_list, default=5)
     out = Path(args.output_dir) if args.output_dir else None
@@ -177,8 +164,8 @@ def _cmd_repeat(args) -> None:
 
 
 def _cmd_search(args) -> None:
-    from .experiment import parse_seeds
-    from .search import SearchSettings, search
+    from mrpc_finetune.experiments.folders import parse_seeds
+    from mrpc_finetune.experiments.search import SearchSettings, search
 
     seeds = parse_seeds(args.seeds, args.seed_list)
     settings = SearchSettings(
@@ -199,7 +186,7 @@ def _cmd_search(args) -> None:
 
 
 def _cmd_compare(args) -> None:
-    from .compare import compare
+    from mrpc_finetune.experiments.compare import compare
 
     plot = None if args.no_plot else Path(args.plot)
     print(compare([Path(p) for p in args.paths], plot=plot, summary_rows=args.summary))

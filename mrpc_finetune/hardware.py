@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .errors import UserError
+from mrpc_finetune.errors import UserError
 
 
 def select_precision(requested: str, cuda_available: bool | None = None, bf16_supported: bool | None = None) -> str:

@@ -6,9 +6,20 @@ from pathlib import Path
 
 import numpy as np
 
-from .tasks import TaskSpec
+from mrpc_finetune.recipe.tasks import TaskSpec
 
 METRIC_MODULE = Path(__file__).resolve().parent / "glue_metric"
+
+
+NOT_SCORES = ("runtime", "samples_per_second", "steps_per_second", "rows", "model_preparation_time")
+"""Metric names that describe an evaluation itself (time, speed, size), not the model: ``eval_runtime``,
+``test_rows``, TensorBoard's ``eval/runtime``. The one list that ``compare``, the model card and the curves use."""
+
+
+def is_evaluation_figure(name: str) -> bool:
+    """``name`` (a bare metric name or a prefixed key: ``runtime``, ``eval_validation_rows``) is one of
+    ``NOT_SCORES``: it describes the evaluation, not the model."""
+    return any(name == figure or name.endswith(f"_{figure}") for figure in NOT_SCORES)
 
 
 def load_metric(task: TaskSpec):

@@ -7,8 +7,8 @@ accelerate launch --multi_gpu --num_processes 2 tests/accelerate_worker.py mrpc_
 import hashlib
 import sys
 
-from mrpc_finetune import accelerate_loop
 from mrpc_finetune.recipe import load_recipe
+from mrpc_finetune.train import accelerate_loop
 
 recipe = load_recipe(sys.argv[1], sys.argv[2:])
 accelerator, model, _ = accelerate_loop.train(recipe)

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from mrpc_finetune.runs import RunDir, is_complete_checkpoint
+from mrpc_finetune.run.rundir import RunDir, is_complete_checkpoint
 
 from .conftest import REPO
 

@@ -11,8 +11,8 @@ import signal
 
 import torch
 
-from mrpc_finetune.cli import train_with_loop
 from mrpc_finetune.recipe import load_recipe
+from mrpc_finetune.train import train_with_loop
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--kill-at-step", type=int, default=None)

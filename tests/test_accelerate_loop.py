@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from mrpc_finetune import data, runs
-from mrpc_finetune.evaluation import evaluate_run, load_run_model
-from mrpc_finetune.inference import predict_logits
+from mrpc_finetune.data import batching, loading
+from mrpc_finetune.inference.evaluation import evaluate_run, load_run_model
+from mrpc_finetune.inference.logits import predict_logits
 from mrpc_finetune.recipe import load_recipe
-from mrpc_finetune.tasks import get_task
+from mrpc_finetune.recipe.tasks import get_task
+from mrpc_finetune.run import rundir
 
 from .conftest import REPO, free_port, mrpc_rows, write_jsonl
 
@@ -84,10 +85,10 @@ def test_two_processes_evaluate_every_row_once_and_agree(tiny_model_dir, tmp_pat
     single = evaluate_run(run)
     assert single["eval_rows"] == 21
     assert single["eval_accuracy"] == metrics["eval_accuracy"] and single["eval_f1"] == metrics["eval_f1"]
-    tokenizer, model = load_run_model(runs.RunDir(run))
+    tokenizer, model = load_run_model(rundir.RunDir(run))
     recipe = load_recipe(str(run / "recipe.json"))
-    validation = data.load_split_file(data_dir / "validation.jsonl")
-    tokenized = data.tokenize_split(validation, tokenizer, get_task("mrpc"), recipe.data)
-    logits = predict_logits(model, tokenized, data.make_collator(tokenizer), batch_size=32, device="cpu")
+    validation = loading.load_split_file(data_dir / "validation.jsonl")
+    tokenized = loading.tokenize_split(validation, tokenizer, get_task("mrpc"), recipe.data)
+    logits = predict_logits(model, tokenized, batching.make_collator(tokenizer), batch_size=32, device="cpu")
     loss = torch.nn.functional.cross_entropy(torch.from_numpy(logits), torch.tensor(np.array(tokenized["labels"])))
     assert metrics["eval_loss"] == pytest.approx(loss.item(), rel=1e-5)

@@ -17,10 +17,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from mrpc_finetune import runs
 from mrpc_finetune.cli import main
 from mrpc_finetune.errors import UserError
 from mrpc_finetune.recipe import load_recipe
+from mrpc_finetune.run import rundir
 
 from .conftest import mrpc_rows, write_jsonl
 
@@ -177,14 +177,14 @@ def test_remote_code_is_off_by_default_and_warned_about(capsys, monkeypatch, tin
 
     monkeypatch.setattr(AutoTokenizer, "from_pretrained", refuse)
     monkeypatch.setattr(AutoModelForSequenceClassification, "from_pretrained", refuse)
-    from mrpc_finetune import modeling
-    from mrpc_finetune.tasks import get_task
+    from mrpc_finetune import models
+    from mrpc_finetune.recipe.tasks import get_task
 
     recipe = load_recipe("mrpc_minilm", tiny_overrides)
     with pytest.raises(UserError):
-        modeling.load_tokenizer(recipe.model)
+        models.load_tokenizer(recipe.model)
     with pytest.raises(UserError):
-        modeling.load_model(recipe.model, get_task("mrpc"))
+        models.load_model(recipe.model, get_task("mrpc"))
     assert [kwargs["trust_remote_code"] for kwargs in seen] == [False, False]
     assert seen[1]["use_safetensors"] is True
 
@@ -193,7 +193,7 @@ def test_remote_code_is_off_by_default_and_warned_about(capsys, monkeypatch, tin
 
 
 def test_training_with_remote_code_warns(capsys, tiny_overrides):
-    from mrpc_finetune.pipeline import prepare
+    from mrpc_finetune.train.preparation import prepare
 
     prepare(load_recipe("mrpc_minilm", [*tiny_overrides, "model.trust_remote_code=true"]), with_model=False)
     assert "WARNING: model.trust_remote_code=true runs Python code" in capsys.readouterr().err
@@ -267,7 +267,7 @@ def test_resume_without_a_checkpoint_starts_from_scratch(capsys, tiny_overrides,
 
 def test_half_written_checkpoints_are_never_resumed_from(tmp_path, capsys):
     recipe = load_recipe("mrpc_minilm", [f"output_dir={tmp_path / 'run'}", "resume=true"])
-    run = runs.RunDir(recipe.run_dir)
+    run = rundir.RunDir(recipe.run_dir)
     for step, state in [(2, "{}"), (4, None), (6, '{"global_st')]:  # complete, state not written, state cut off
         folder = run.checkpoints / f"checkpoint-{step}"
         folder.mkdir(parents=True)
@@ -275,18 +275,18 @@ def test_half_written_checkpoints_are_never_resumed_from(tmp_path, capsys):
         if state is not None:
             (folder / "trainer_state.json").write_text(state)
     assert run.last_checkpoint() == run.checkpoints / "checkpoint-2"
-    assert runs.resume_checkpoint(run, recipe) == run.checkpoints / "checkpoint-2"
+    assert rundir.resume_checkpoint(run, recipe) == run.checkpoints / "checkpoint-2"
     assert sorted(p.name for p in run.checkpoints.iterdir()) == ["checkpoint-2"]
     assert "cut off while it was being saved" in capsys.readouterr().err
 
 
 def test_unwritable_output_dir_fails_before_any_work(capsys, tiny_overrides, tmp_path, monkeypatch):
-    from mrpc_finetune import pipeline
+    from mrpc_finetune.train import preparation
 
     def no_work(*args, **kwargs):
         raise AssertionError("data and model were loaded before output_dir was checked")
 
-    monkeypatch.setattr(pipeline, "prepare", no_work)
+    monkeypatch.setattr(preparation, "prepare", no_work)
     blocker = tmp_path / "a_file"
     blocker.write_text("")
     code, _, err = run_cli(capsys, "train", "mrpc_minilm", *tiny_overrides, f"output_dir={blocker / 'run'}")
@@ -328,23 +328,23 @@ def crash_midway(model, monkeypatch):
 
 def test_crash_while_saving_the_final_model(tmp_path, tiny_model_and_tokenizer, monkeypatch):
     model, tokenizer = tiny_model_and_tokenizer
-    run = runs.RunDir(tmp_path / "run")
+    run = rundir.RunDir(tmp_path / "run")
     run.root.mkdir()
 
     # No previous model: nothing that looks like one is left, and no metrics.json claims the run finished.
     with monkeypatch.context() as patch:
         crash_midway(model, patch)
         with pytest.raises(OSError, match="No space left"):
-            runs.finish(run, model, tokenizer, {"eval_accuracy": 0.5})
+            rundir.finish(run, model, tokenizer, {"eval_accuracy": 0.5})
     assert sorted(p.name for p in run.root.iterdir()) == []
 
     # A previous complete model stays intact when saving its replacement fails.
-    runs.atomic_save_model(model, tokenizer, run.model)
+    rundir.atomic_save_model(model, tokenizer, run.model)
     saved = {p.name: p.read_bytes() for p in run.model.iterdir()}
     with monkeypatch.context() as patch:
         crash_midway(model, patch)
         with pytest.raises(OSError):
-            runs.atomic_save_model(model, tokenizer, run.model)
+            rundir.atomic_save_model(model, tokenizer, run.model)
     assert {p.name: p.read_bytes() for p in run.model.iterdir()} == saved
     assert sorted(p.name for p in run.root.iterdir()) == ["model"]
 
@@ -358,18 +358,18 @@ def test_crash_while_saving_the_final_model(tmp_path, tiny_model_and_tokenizer, 
         real_replace(source, destination)
 
     with monkeypatch.context() as patch:
-        patch.setattr(runs.os, "replace", replace)
+        patch.setattr(rundir.os, "replace", replace)
         with pytest.raises(OSError, match="Input/output"):
-            runs.atomic_save_model(model, tokenizer, run.model)
+            rundir.atomic_save_model(model, tokenizer, run.model)
     assert {p.name: p.read_bytes() for p in run.model.iterdir()} == saved
     assert sorted(p.name for p in run.root.iterdir()) == ["model"]
 
 
 def test_crash_while_writing_metrics_keeps_the_old_file(tmp_path):
     path = tmp_path / "metrics.json"
-    runs.atomic_write_json(path, {"eval_accuracy": 0.8})
+    rundir.atomic_write_json(path, {"eval_accuracy": 0.8})
     with pytest.raises(TypeError):
-        runs.atomic_write_json(path, {"eval_accuracy": 0.9, "not_json": object()})  # fails halfway through
+        rundir.atomic_write_json(path, {"eval_accuracy": 0.9, "not_json": object()})  # fails halfway through
     assert json.loads(path.read_text()) == {"eval_accuracy": 0.8}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
 
@@ -378,7 +378,7 @@ def test_crash_while_writing_metrics_keeps_the_old_file(tmp_path):
 
 
 def test_check_finite_loss_is_reusable():
-    from mrpc_finetune.guards import NonFiniteLossError, check_finite_loss
+    from mrpc_finetune.train.guards import NonFiniteLossError, check_finite_loss
 
     check_finite_loss(torch.tensor(0.7), step=3)
     check_finite_loss(0.7, step=3)
@@ -389,7 +389,7 @@ def test_check_finite_loss_is_reusable():
 
 
 def test_check_finite_evaluation_names_the_split_loss():
-    from mrpc_finetune.guards import NonFiniteLossError, check_finite_evaluation
+    from mrpc_finetune.train.guards import NonFiniteLossError, check_finite_evaluation
 
     check_finite_evaluation({"eval_loss": 0.7, "eval_accuracy": float("nan"), "epoch": 1.0}, step=4)  # only losses
     for metrics, key in (

@@ -127,7 +127,7 @@ def test_gpu_benchmark_driver_runs_on_cpu(runs, reporting, tiny_model_dir, tiny_
 
 def test_compiled_runs_pad_to_a_multiple_of_16(runs, tiny_model_dir, tiny_mrpc_dir, tmp_path):
     """torch.compile recompiles per shape: compiled B and C batches are padded to 16, 32, ...; A stays at 128."""
-    from mrpc_finetune.pipeline import prepare
+    from mrpc_finetune.train.preparation import prepare
 
     spec = tiny_spec(tiny_model_dir, tiny_mrpc_dir, workdir=str(tmp_path))
     recipe = runs.setting_recipe("C", spec)

@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from mrpc_finetune.cli import main, train_with_loop
-from mrpc_finetune.events import eval_curves
+from mrpc_finetune.cli import main
+from mrpc_finetune.experiments.events import eval_curves
 from mrpc_finetune.recipe import load_recipe
+from mrpc_finetune.train import train_with_loop
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from mrpc_finetune.errors import UserError
-from mrpc_finetune.experiment import (
+from mrpc_finetune.experiments.folders import (
     check_overrides,
     differing_keys,
     find_runs,

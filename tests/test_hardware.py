@@ -36,8 +36,9 @@ def test_training_arguments_under_mixed_precision(monkeypatch, tmp_path, precisi
     (and the global TF32 switch is recorded, not flipped); the object checked is the real one."""
     import transformers.training_args
 
-    from mrpc_finetune import hardware, trainer_loop
+    from mrpc_finetune import hardware
     from mrpc_finetune.recipe import load_recipe
+    from mrpc_finetune.train import trainer_loop
 
     switched = []
     monkeypatch.setattr(transformers.training_args, "is_torch_bf16_gpu_available", lambda: True)
@@ -52,8 +53,8 @@ def test_training_arguments_under_mixed_precision(monkeypatch, tmp_path, precisi
 @pytest.mark.parametrize(("precision", "multiple"), [("bf16", 8), ("fp16", 8), ("fp32", None)])
 def test_pipeline_pads_to_multiple_of_8_under_mixed_precision(monkeypatch, tiny_overrides, precision, multiple):
     from mrpc_finetune import hardware
-    from mrpc_finetune.pipeline import prepare
     from mrpc_finetune.recipe import load_recipe
+    from mrpc_finetune.train.preparation import prepare
 
     monkeypatch.setattr(hardware, "select_precision", lambda requested: precision)
     prepared = prepare(load_recipe("mrpc_minilm", tiny_overrides), with_model=False)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mrpc_finetune import data
 from mrpc_finetune.cli import main
+from mrpc_finetune.data import loading
 
 from .conftest import REPO, mrpc_rows
 
@@ -90,8 +90,8 @@ def no_hub(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the Hub was consulted")
 
-    monkeypatch.setattr(data, "hub_reachable", refuse)
-    monkeypatch.setattr("mrpc_finetune.modeling.hub_reachable", refuse)
+    monkeypatch.setattr(loading, "hub_reachable", refuse)
+    monkeypatch.setattr("mrpc_finetune.hub.hub_reachable", refuse)
 
 
 def test_local_glue_folder_trains_through_load_dataset(

@@ -25,10 +25,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from mrpc_finetune import loop_utils, runs, trainer_loop
 from mrpc_finetune.cli import main as cli_main
-from mrpc_finetune.cli import train_with_loop
 from mrpc_finetune.recipe import load_recipe
+from mrpc_finetune.run import rundir
+from mrpc_finetune.train import hf_adapter, loop_parts, train_with_loop
 
 from .conftest import REPO, free_port, mrpc_rows, write_jsonl
 
@@ -200,7 +200,7 @@ def test_held_out_test_is_scored_once_and_never_selects(keyword_run):
     assert metrics["test_accuracy"] == pytest.approx(1 - metrics["eval_accuracy"])  # the selected model, scored
     assert metrics["test_rows"] == metrics["eval_rows"] == 40
     assert not any(key.startswith("test_") for _, m in history for key in m)  # never during training
-    summary = runs.summary(runs.RunDir(recipe.run_dir), metrics)
+    summary = rundir.summary(rundir.RunDir(recipe.run_dir), metrics)
     assert "test_accuracy" in summary and "not used for selection" in summary
 
 
@@ -242,7 +242,7 @@ def test_mlflow_run_shows_the_recipe_curves_final_metrics_and_model(loop, tiny_o
     curves, metrics.json's numbers as final metrics, and the model with its card as artifacts."""
     from mlflow import MlflowClient
 
-    from mrpc_finetune.trackers import recipe_params
+    from mrpc_finetune.run.trackers import recipe_params
 
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
@@ -385,7 +385,7 @@ def test_sigkill_then_resume_ends_like_an_unbroken_run(loop, tiny_overrides, tmp
     assert worker(unbroken).returncode == 0
     result = worker(killed, "--kill-at-step", "6")
     assert result.returncode == -9, result.stderr[-3000:]  # SIGKILL
-    assert runs.RunDir(killed).last_checkpoint().name == "checkpoint-3"
+    assert rundir.RunDir(killed).last_checkpoint().name == "checkpoint-3"
     assert not (killed / "metrics.json").exists()
     resumed_from = weights(killed / "checkpoints" / "checkpoint-3")
     result = subprocess.run(
@@ -473,8 +473,8 @@ def test_accumulation_matches_a_large_batch(loop, tiny_overrides, tmp_path, monk
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=self.args.learning_rate)
         return self.optimizer
 
-    monkeypatch.setattr(loop_utils, "build_optimizer", sgd)
-    monkeypatch.setattr(trainer_loop.LengthBatchedTrainer, "create_optimizer", trainer_sgd)
+    monkeypatch.setattr(loop_parts, "build_optimizer", sgd)
+    monkeypatch.setattr(hf_adapter.LengthBatchedTrainer, "create_optimizer", trainer_sgd)
     common = [
         *tiny_overrides,
         f"loop={loop}",
@@ -512,14 +512,14 @@ def test_accumulation_matches_a_large_batch(loop, tiny_overrides, tmp_path, monk
 def test_every_loop_builds_its_optimizer_from_the_recipe(loop, tiny_overrides, monkeypatch):
     """One AdamW definition for all loops (the Trainer's create_optimizer included): layer-wise rates reach each."""
     built = []
-    original = loop_utils.build_optimizer
+    original = loop_parts.build_optimizer
 
     def recording(model, train_config):
         optimizer = original(model, train_config)
         built.append(sorted({group["lr"] for group in optimizer.param_groups}))  # before the schedule moves them
         return optimizer
 
-    monkeypatch.setattr(loop_utils, "build_optimizer", recording)
+    monkeypatch.setattr(loop_parts, "build_optimizer", recording)
     extra = ["train.lr=1e-3", "train.layer_lr_decay=0.5", "train.max_steps=2", "eval.strategy=no", f"loop={loop}"]
     train(load_recipe("mrpc_minilm", [*tiny_overrides, *extra]))
     assert len(built) == 1

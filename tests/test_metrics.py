@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mrpc_finetune.metrics import compute_metrics_fn
-from mrpc_finetune.tasks import get_task
+from mrpc_finetune.recipe.tasks import get_task
 
 
 def test_mrpc_accuracy_and_f1():
@@ -37,7 +37,7 @@ def test_the_metric_module_reports_what_tasks_says_each_set_reports():
 
     from mrpc_finetune.glue_metric import glue_metric
     from mrpc_finetune.metrics import METRIC_MODULE
-    from mrpc_finetune.tasks import METRIC_SETS
+    from mrpc_finetune.recipe.tasks import METRIC_SETS
 
     assert glue_metric.METRIC_SETS is METRIC_SETS
     for name, keys in METRIC_SETS.items():

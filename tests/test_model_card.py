@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from huggingface_hub import ModelCard, ModelCardData
 
-from mrpc_finetune.model_card import split_scores, write_model_card
-from mrpc_finetune.provenance import run_info
 from mrpc_finetune.recipe import load_recipe
-from mrpc_finetune.tasks import task_for
+from mrpc_finetune.recipe.tasks import task_for
+from mrpc_finetune.run.model_card import split_scores, write_model_card
+from mrpc_finetune.run.provenance import run_info
 
 METRICS = {
     "eval_loss": 0.4123,
@@ -129,7 +129,7 @@ def test_no_selection_is_said_when_nothing_was_selected(tmp_path, tiny_mrpc_dir)
 
 
 def test_a_single_seed_summary_has_no_spread_to_show(tmp_path):
-    from mrpc_finetune.model_card import model_card
+    from mrpc_finetune.run.model_card import model_card
 
     summary = {
         "seeds": [7],

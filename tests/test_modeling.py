@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from mrpc_finetune.errors import UserError
-from mrpc_finetune.modeling import load_model, load_tokenizer, resolve_model_path
+from mrpc_finetune.models import load_model, load_tokenizer, resolve_model_path
 from mrpc_finetune.recipe import ModelConfig
-from mrpc_finetune.tasks import get_task
+from mrpc_finetune.recipe.tasks import get_task
 
 
 def test_package_model_resolves_to_its_folder(minilm_path):
@@ -41,14 +41,15 @@ def test_identity_pooler(tiny_model_dir):
 
 
 def test_show_and_training_give_the_same_remote_code_warning_on_stderr(tiny_overrides, monkeypatch, capsys):
-    from mrpc_finetune import modeling, pipeline
+    from mrpc_finetune import models
     from mrpc_finetune.cli import main
     from mrpc_finetune.recipe import load_recipe
+    from mrpc_finetune.train import preparation
 
     trusting = [*tiny_overrides, "model.trust_remote_code=true"]
     assert main(["show", "mrpc_minilm", *trusting]) == 0
     shown = capsys.readouterr()
-    assert modeling.REMOTE_CODE_WARNING in shown.err and modeling.REMOTE_CODE_WARNING not in shown.out
+    assert models.REMOTE_CODE_WARNING in shown.err and models.REMOTE_CODE_WARNING not in shown.out
 
     class StopAfterTheWarning(Exception):
         pass
@@ -56,30 +57,31 @@ def test_show_and_training_give_the_same_remote_code_warning_on_stderr(tiny_over
     def stop(recipe):
         raise StopAfterTheWarning
 
-    monkeypatch.setattr(pipeline, "check_sources", stop)  # the warning comes first; nothing needs loading
+    monkeypatch.setattr(preparation, "check_sources", stop)  # the warning comes first; nothing needs loading
     with pytest.raises(StopAfterTheWarning):
-        pipeline.prepare(load_recipe("mrpc_minilm", trusting))
+        preparation.prepare(load_recipe("mrpc_minilm", trusting))
     prepared = capsys.readouterr()
-    assert prepared.err.count(modeling.REMOTE_CODE_WARNING) == 1 and modeling.REMOTE_CODE_WARNING not in prepared.out
+    assert prepared.err.count(models.REMOTE_CODE_WARNING) == 1 and models.REMOTE_CODE_WARNING not in prepared.out
 
 
 def test_a_training_run_probes_the_hub_once(tiny_overrides, monkeypatch, one_torch_thread):
     """Hub data is checked before the loop's imports and again in prepare: one connect answers both."""
-    from mrpc_finetune import data, modeling
-    from mrpc_finetune.cli import train_with_loop
+    from mrpc_finetune import models
+    from mrpc_finetune.data import loading
     from mrpc_finetune.recipe import load_recipe
+    from mrpc_finetune.train import train_with_loop
 
-    local_rows = data.load_task_and_splits(load_recipe("mrpc_minilm", tiny_overrides).data)
+    local_rows = loading.load_task_and_splits(load_recipe("mrpc_minilm", tiny_overrides).data)
     probes = []
 
     def count_probe(url, timeout=3.0):
         probes.append(url)
         return True
 
-    monkeypatch.setattr(modeling, "reachable", count_probe)
+    monkeypatch.setattr(models, "reachable", count_probe)
     monkeypatch.setenv("HF_ENDPOINT", "https://hub.example.invalid")  # an endpoint no other test has probed
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(data, "load_task_and_splits", lambda cfg, label_names=None: local_rows)  # no download
+    monkeypatch.setattr(loading, "load_task_and_splits", lambda cfg, label_names=None: local_rows)  # no download
     overrides = [o for o in tiny_overrides if not o.startswith("data.dir=")]  # GLUE MRPC the Hub way
     train_with_loop(load_recipe("mrpc_minilm", [*overrides, "train.max_steps=2"]))
     assert probes == ["https://hub.example.invalid"]

@@ -15,12 +15,13 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from mrpc_finetune import data, trainer_loop
 from mrpc_finetune.cli import main
+from mrpc_finetune.data import loading
 from mrpc_finetune.errors import UserError
-from mrpc_finetune.predict import predict_file, predict_texts
+from mrpc_finetune.inference.predict import predict_file, predict_texts
 from mrpc_finetune.recipe import DataConfig, Recipe, load_recipe
-from mrpc_finetune.tasks import task_for
+from mrpc_finetune.recipe.tasks import task_for
+from mrpc_finetune.train import trainer_loop
 
 from .conftest import sentence, write_jsonl
 
@@ -77,17 +78,17 @@ def trained_run(tmp_path_factory, tiny_model_dir, reviews_csv) -> Path:
 
 def test_string_labels_become_sorted_ids(reviews_csv):
     cfg = load_recipe("mrpc_minilm", [*CUSTOM, f"data.file={reviews_csv}"]).data
-    task, splits = data.load_task_and_splits(cfg)
+    task, splits = loading.load_task_and_splits(cfg)
     assert task.label_names == tuple(LABELS) and task.metric == "accuracy_f1_macro"
     assert task.text_columns == ("review",) and task.label_column == "sentiment"
     assert set(splits) == {"train", "validation"}
 
 
 def test_validation_carve_is_stratified_seeded_and_ordered(reviews_csv):
-    whole = data.load_split_file(reviews_csv)
+    whole = loading.load_split_file(reviews_csv)
     cfg = DataConfig(task="custom", file=str(reviews_csv), text_columns=["review"], label_column="sentiment")
-    _, first = data.load_task_and_splits(cfg)
-    _, again = data.load_task_and_splits(cfg)
+    _, first = loading.load_task_and_splits(cfg)
+    _, again = loading.load_task_and_splits(cfg)
     train, validation = first["train"], first["validation"]
     assert train.num_rows + validation.num_rows == whole.num_rows == 30
     assert validation["review"] == again["validation"]["review"]  # the same rows on every run
@@ -99,7 +100,7 @@ def test_validation_carve_is_stratified_seeded_and_ordered(reviews_csv):
     for split in (train, validation):  # both keep the file's row order
         order = [positions[text] for text in split["review"]]
         assert order == sorted(order)
-    other = data.load_task_and_splits(DataConfig(**{**cfg.__dict__, "split_seed": 1}))[1]["validation"]
+    other = loading.load_task_and_splits(DataConfig(**{**cfg.__dict__, "split_seed": 1}))[1]["validation"]
     assert other["review"] != validation["review"]
 
 
@@ -119,9 +120,9 @@ def test_every_format_reads_the_same_rows(ext, tmp_path):
     else:
         {"csv": table.to_csv, "jsonl": table.to_json, "parquet": table.to_parquet}[ext](str(path))
     cfg = DataConfig(task="custom", file=str(path), text_columns=["review"], label_column="sentiment")
-    task, splits = data.load_task_and_splits(cfg)
+    task, splits = loading.load_task_and_splits(cfg)
     assert task.label_names == tuple(LABELS)
-    loaded = data.load_split_file(path)
+    loaded = loading.load_split_file(path)
     assert loaded["review"] == rows["review"] and loaded["sentiment"] == rows["sentiment"]
     assert splits["train"].num_rows + splits["validation"].num_rows == 10
 
@@ -134,9 +135,9 @@ def test_integer_labels_and_pairs_with_renamed_columns(tmp_path, minilm_path):
     write_jsonl(tmp_path / "train.jsonl", rows)
     write_jsonl(tmp_path / "validation.jsonl", rows[:3])
     cfg = DataConfig(task="custom", dir=str(tmp_path), text_columns=["question", "answer"], label_column="stars")
-    task, splits = data.load_task_and_splits(cfg)
+    task, splits = loading.load_task_and_splits(cfg)
     assert task.label_names == ("1", "3", "5")  # integer labels sorted by value, named by their text
-    tokenized = data.tokenize_split(splits["train"], AutoTokenizer.from_pretrained(minilm_path), task, cfg)
+    tokenized = loading.tokenize_split(splits["train"], AutoTokenizer.from_pretrained(minilm_path), task, cfg)
     assert tokenized["labels"][:3] == [0, 1, 2]
     assert set(tokenized[0]["token_type_ids"]) == {0, 1}  # a pair
 
@@ -144,7 +145,7 @@ def test_integer_labels_and_pairs_with_renamed_columns(tmp_path, minilm_path):
 def test_float_labels_are_regression(tmp_path):
     write_csv(tmp_path / "scores.csv", ["text", "score"], [[f"text {i} .", i / 4] for i in range(12)])
     cfg = DataConfig(task="custom", file=str(tmp_path / "scores.csv"), text_columns=["text"], label_column="score")
-    task, splits = data.load_task_and_splits(cfg)
+    task, splits = loading.load_task_and_splits(cfg)
     assert task.is_regression and task.num_labels == 1 and task.metric == "pearson_spearman"
     assert splits["validation"].num_rows == 1
 

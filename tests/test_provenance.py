@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from mrpc_finetune import provenance
-from mrpc_finetune.provenance import absolute_paths, run_info
 from mrpc_finetune.recipe import from_dict, load_recipe, to_dict
+from mrpc_finetune.run import provenance
+from mrpc_finetune.run.provenance import absolute_paths, run_info
 
 from .conftest import REPO
 
@@ -150,20 +150,21 @@ def test_absolute_paths_keep_hub_ids_and_packages(name):
 def test_a_resumed_run_records_where_it_was_resumed(tiny_overrides, tmp_path, monkeypatch):
     import dataclasses
 
-    from mrpc_finetune import pipeline, runs
+    from mrpc_finetune.run import rundir
+    from mrpc_finetune.train import preparation
 
     recipe = load_recipe("mrpc_minilm", tiny_overrides)
-    run = runs.RunDir(tmp_path / "run")
+    run = rundir.RunDir(tmp_path / "run")
     run.root.mkdir()
     monkeypatch.chdir(tmp_path)
-    pipeline._record_run_info(run, recipe, 1, "fp32")
+    preparation._record_run_info(run, recipe, 1, "fp32")
     resumed_from = tmp_path / "elsewhere"
     resumed_from.mkdir()
     monkeypatch.chdir(resumed_from)
-    pipeline._record_run_info(run, dataclasses.replace(recipe, resume=True), 2, "fp32")
+    preparation._record_run_info(run, dataclasses.replace(recipe, resume=True), 2, "fp32")
 
     info = json.loads(run.run_info.read_text())
     assert info["working_folder"] == str(tmp_path)
     [resumed] = info["resumed"]
-    assert set(resumed) == set(pipeline.RESUME_RECORD_KEYS)
+    assert set(resumed) == set(preparation.RESUME_RECORD_KEYS)
     assert resumed["working_folder"] == str(resumed_from) and resumed["num_processes"] == 2

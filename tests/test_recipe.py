@@ -20,7 +20,7 @@ from mrpc_finetune.recipe import (
     recipe_names,
     to_dict,
 )
-from mrpc_finetune.trainer_loop import training_arguments
+from mrpc_finetune.train.trainer_loop import training_arguments
 
 from .conftest import REPO
 
@@ -165,7 +165,7 @@ def test_every_key_has_documentation():
 
 
 def test_a_new_recipe_names_the_file_that_defines_the_defaults():
-    from mrpc_finetune.new_recipe import recipe_source
+    from mrpc_finetune.recipe.new_recipe import recipe_source
 
     source = recipe_source(load_recipe("mrpc_minilm"), "mrpc_minilm", [])
     [named] = re.findall(r"defaults in (\S+) is here", source)

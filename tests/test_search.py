@@ -10,7 +10,7 @@ import pytest
 
 from mrpc_finetune.cli import main
 from mrpc_finetune.recipe import load_recipe
-from mrpc_finetune.runs import RunDir
+from mrpc_finetune.run.rundir import RunDir
 
 from .conftest import REPO
 from .kill_checks import kill_after_checkpoint, run_again
@@ -146,16 +146,16 @@ def test_a_study_of_another_search_is_refused(capsys, tmp_path, overrides, lr_sp
 
 def test_search_tokenizes_only_in_its_trials(capsys, tmp_path, overrides, lr_space, monkeypatch):
     """One trial, one seed: one tokenization, the trial's own; the search reads the task without one."""
-    from mrpc_finetune import data
+    from mrpc_finetune.data import loading
 
     tokenized = []
-    tokenize_splits = data.tokenize_splits
+    tokenize_splits = loading.tokenize_splits
 
     def count(*args, **kwargs):
         tokenized.append(args[2].name)
         return tokenize_splits(*args, **kwargs)
 
-    monkeypatch.setattr(data, "tokenize_splits", count)
+    monkeypatch.setattr(loading, "tokenize_splits", count)
     out = tmp_path / "search"
     argv = ["search", "mrpc_minilm", "--trials", "1", "--space", lr_space, "--output-dir", str(out)]
     code = main([*argv, *overrides, "train.max_steps=2"])
@@ -166,8 +166,9 @@ def test_search_tokenizes_only_in_its_trials(capsys, tmp_path, overrides, lr_spa
 
 def test_search_takes_its_direction_from_the_tasks_rule(capsys, tmp_path, overrides, lr_space, monkeypatch):
     """The study's direction is the one that picks each trial's checkpoint: tasks.greater_is_better."""
-    from mrpc_finetune import search, tasks
     from mrpc_finetune.errors import UserError
+    from mrpc_finetune.experiments import search
+    from mrpc_finetune.recipe import tasks
 
     directions = []
 

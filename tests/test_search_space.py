@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from mrpc_finetune.errors import UserError
+from mrpc_finetune.experiments.space import DEFAULT_SPACE, Dimension, load_space, parse_space
 from mrpc_finetune.recipe import load_recipe
-from mrpc_finetune.search_space import DEFAULT_SPACE, Dimension, load_space, parse_space
 
 BASE = load_recipe("mrpc_minilm")
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from mrpc_finetune import stats
+from mrpc_finetune.experiments import stats
 
 
 def test_describe_by_hand():
@@ -89,9 +89,9 @@ def test_one_list_of_evaluation_figures_for_compare_the_model_card_and_the_curve
     compare and the curves, and left out of the card's task scores only."""
     from torch.utils.tensorboard import SummaryWriter
 
-    from mrpc_finetune.events import eval_curves
-    from mrpc_finetune.model_card import split_scores
-    from mrpc_finetune.tasks import get_task
+    from mrpc_finetune.experiments.events import eval_curves
+    from mrpc_finetune.recipe.tasks import get_task
+    from mrpc_finetune.run.model_card import split_scores
 
     assert [k for k in EVALUATION_METRICS if stats.is_score(k)] == [
         "eval_accuracy",

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from transformers import AutoModelForSequenceClassification
 
-from mrpc_finetune import data, trainer_loop
+from mrpc_finetune.data import loading
 from mrpc_finetune.metrics import compute_metrics_fn
-from mrpc_finetune.pipeline import best_metric_name
 from mrpc_finetune.recipe import load_recipe
+from mrpc_finetune.train import trainer_loop
+from mrpc_finetune.train.preparation import best_metric_name
 
 from .conftest import sentence, write_jsonl
 
@@ -66,7 +67,7 @@ def test_glue_recipe_reads_hub_schema_files(name, tmp_path):
     recipe = load_recipe(name, [f"data.dir={glue_dir(tmp_path, name)}"])
     assert recipe.data.task == name and recipe.model.name == "bert-base-uncased"
 
-    task, splits = data.load_task_and_splits(recipe.data)
+    task, splits = loading.load_task_and_splits(recipe.data)
     assert list(task.text_columns) == columns
     assert task.num_labels == max(num_labels, 1) and task.is_regression == (num_labels == 0)
     expected_splits = {"train", *task.eval_splits, *task.test_splits}

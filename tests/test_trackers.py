@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from mrpc_finetune import tracker_backends, trainer_loop
-from mrpc_finetune import trackers as trackers_module
 from mrpc_finetune.errors import UserError
 from mrpc_finetune.recipe import Recipe, TrainConfig
-from mrpc_finetune.trackers import check_trackers, open_trackers, recipe_params
+from mrpc_finetune.run import tracker_backends
+from mrpc_finetune.run import trackers as trackers_module
+from mrpc_finetune.run.trackers import check_trackers, open_trackers, recipe_params
+from mrpc_finetune.train import callbacks
 
 from .conftest import REPO, free_port
 
@@ -327,7 +328,7 @@ def test_trainer_callback_sends_the_trainers_logs_under_the_same_tags(tmp_path):
     recipe = make_recipe(tmp_path, ["tensorboard"])
     recipe.run_dir.mkdir()
     trackers = open_trackers(recipe, recipe.run_dir)
-    callback = trainer_loop.TrackersCallback(trackers)
+    callback = callbacks.TrackersCallback(trackers)
     state = TrainerState(global_step=5)
     logs = {"loss": 0.5, "learning_rate": 1e-4, "epoch": 0.5, "eval_rows": 20, "eval_f1": 0.8, "total_flos": 1e9}
     callback.on_log(None, state, TrainerControl(), logs=logs)  # total_flos: the Trainer's alone, so not logged

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from mrpc_finetune import samplers, trainer_loop
-from mrpc_finetune.inference import predict_logits
-from mrpc_finetune.pipeline import prepare
+from mrpc_finetune.data import batching
+from mrpc_finetune.inference.logits import predict_logits
 from mrpc_finetune.recipe import load_recipe
+from mrpc_finetune.train import callbacks, hf_adapter, trainer_loop
+from mrpc_finetune.train.preparation import prepare
 
 
 def test_trainer_batches_by_length_and_predicts_in_row_order(tiny_overrides, tmp_path):
@@ -26,7 +27,7 @@ def test_trainer_batches_by_length_and_predicts_in_row_order(tiny_overrides, tmp
         return batch
 
     validation = prepared.splits["validation"]
-    trainer = trainer_loop.LengthBatchedTrainer(
+    trainer = hf_adapter.LengthBatchedTrainer(
         model=prepared.model,
         # On the CPU in fp32 on any host: what is checked is the row order, against CPU fp32 logits, to 1e-7.
         args=dataclasses.replace(
@@ -38,7 +39,7 @@ def test_trainer_batches_by_length_and_predicts_in_row_order(tiny_overrides, tmp
         processing_class=prepared.tokenizer,
     )
     sampler = trainer._get_train_sampler()
-    assert isinstance(sampler, samplers.LengthBucketSampler)
+    assert isinstance(sampler, batching.LengthBucketSampler)
     assert (sampler.batch_size, sampler.seed, len(sampler)) == (8, recipe.seed, 64)
 
     output = trainer.predict(validation)
@@ -52,7 +53,7 @@ def test_trainer_batches_by_length_and_predicts_in_row_order(tiny_overrides, tmp
 def test_random_sampler_stays_the_trainers_own(tiny_overrides, tmp_path):
     recipe = load_recipe("mrpc_minilm", [*tiny_overrides, "train.sampler=random", "eval.strategy=no"])
     prepared = prepare(recipe, with_model=False)
-    trainer = trainer_loop.LengthBatchedTrainer(
+    trainer = hf_adapter.LengthBatchedTrainer(
         model=torch.nn.Linear(1, 1),
         args=trainer_loop.training_arguments(recipe, tmp_path / "checkpoints"),
         train_dataset=prepared.splits["train"],
@@ -69,4 +70,4 @@ def test_mean_train_loss_covers_every_step_once_after_a_resume():
         {"loss": 0.6, "step": 6},
         {"loss": 0.4, "step": 10},
     ]
-    assert trainer_loop.mean_train_loss(history, 10) == pytest.approx((0.9 + 0.7 * 4 + 0.6 + 0.4 * 4) / 10)
+    assert callbacks.mean_train_loss(history, 10) == pytest.approx((0.9 + 0.7 * 4 + 0.6 + 0.4 * 4) / 10)

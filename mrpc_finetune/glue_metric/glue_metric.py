@@ -12,7 +12,7 @@ from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 # The metric sets and their keys live in tasks.py. Absolute import: evaluate.load runs a copy of this file
 # outside the package, where a relative import has no parent; the package itself is always importable there.
-from mrpc_finetune.tasks import METRIC_SETS
+from mrpc_finetune.recipe.tasks import METRIC_SETS
 
 _DESCRIPTION = "Accuracy, F1, Matthews correlation or Pearson/Spearman correlation for GLUE-style tasks."
 _INPUTS = "predictions: predicted label ids (or scores for pearson_spearman); references: gold label ids (or scores)."

@@ -1,0 +1,2 @@
+"""Data: local files or the Hub into checked ``datasets`` splits (loading, checks), then the batch order and
+padding (batching). May import ``recipe``, ``errors`` and ``hub``; nothing above it."""

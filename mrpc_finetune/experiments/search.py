@@ -1,0 +1,227 @@
+"""``search``: hyper-parameter search with Optuna: TPE sampling, pruning from per-epoch dev scores, resumable.
+
+mrpc-finetune search mrpc_minilm --trials 20 data.dir=DIR
+mrpc-finetune search mrpc_minilm --trials 20 --seeds 2 --space space.yaml --write-recipe minilm_tuned data.dir=...
+mrpc-finetune search mrpc_minilm --trials 60 --storage postgresql://USER:PASSWORD@HOST/DB data.dir=...  # per machine
+
+OUT (``--output-dir``, default ``runs/<recipe>-search``):
+    study.db                  the Optuna study (SQLite), unless ``--storage`` names another database
+    trial-<n>/seed-<s>/       each trial's runs (checkpoints removed once a run ends; metrics, recipe, TensorBoard kept)
+    search.json               best point and every trial; optimization_history.png
+
+The objective is the recipe's checkpoint metric (``eval.metric``, else the task's main metric; a loss is minimised)
+on the validation split, averaged over the seeds (``--seeds K``). The pruner (median of the trials before, at
+the same step) watches each evaluation of a trial's first seed. A trial whose training loss became non-finite
+counts as pruned. ``--trials N`` counts finished trials (complete or pruned).
+
+Resume: every trial sends a heartbeat to the storage; a trial left RUNNING by a killed worker stops beating, is
+marked failed after 3 heartbeats and queued again with its parameters (Optuna's
+``RetryHeartbeatStaleTrialCallback``), and the worker that picks it up resumes its run directories from their last
+checkpoint. Safe with several workers on one study: each only ever fails trials whose heartbeat stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import statistics
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+from mrpc_finetune.errors import UserError
+from mrpc_finetune.experiments.folders import check_overrides, read_metrics, recipe_for_run
+from mrpc_finetune.experiments.search_report import reporter, results, write_outputs
+from mrpc_finetune.experiments.space import load_space
+from mrpc_finetune.recipe.loading import load_recipe
+from mrpc_finetune.recipe.new_recipe import new_recipe_path
+from mrpc_finetune.recipe.overrides import apply_overrides
+from mrpc_finetune.recipe.schema import Recipe
+from mrpc_finetune.run.rundir import RunDir
+from mrpc_finetune.train import train_with_loop
+from mrpc_finetune.train.preparation import best_metric_name, checked_task, greater_is_better
+
+
+@dataclasses.dataclass
+class SearchSettings:
+    recipe: str
+    overrides: list[str]
+    trials: int
+    """Finished (complete or pruned) trials to reach; a rerun goes on until the study has them."""
+    seeds: list[int]
+    out: Path | None = None
+    storage: str | None = None
+    """Any SQLAlchemy URL; None: ``sqlite:///OUT/study.db``."""
+    space_file: str | None = None
+    study: str | None = None
+    heartbeat: int = 10
+    sampler_seed: int = 0
+    prune_after: int | None = 3
+    """Finished trials before the pruner judges others; None turns pruning off."""
+    write_recipe: str | None = None
+
+
+def search(settings: SearchSettings) -> dict[str, Any]:
+    """Run the search to ``settings.trials`` finished trials; write ``search.json`` and the history plot."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    _check_settings(settings)
+    base = load_recipe(settings.recipe, settings.overrides)
+    dimensions, source = load_space(settings.recipe, settings.space_file, base)
+    out = settings.out or Path("runs") / f"{base.name}-search"
+    url = settings.storage or f"sqlite:///{(out / 'study.db').resolve()}"
+    storage = _storage(url, settings.heartbeat) if settings.storage else None  # a bad --storage, before any loading
+    task = checked_task(base)  # data, tokenizer and model source checked before any folder exists
+    if storage is None:
+        out.mkdir(parents=True, exist_ok=True)  # the default store, a SQLite file in the search folder
+        storage = _storage(url, settings.heartbeat)
+    metric = f"eval_{best_metric_name(base, task)}"
+    study_info = {
+        "recipe": settings.recipe,
+        "overrides": list(settings.overrides),
+        "space": {d.key: str(d) for d in dimensions},
+        "seeds": settings.seeds,
+        "metric": metric,
+    }
+    direction = "maximize" if greater_is_better(base, task) else "minimize"  # as each trial picks its checkpoint
+    study = open_study(storage, settings, base.name, study_info, direction)
+    print(f"search {base.name}: {metric} ({study.direction.name.lower()}) over {source} -> {out}", flush=True)
+    objective = Objective(base, dimensions, settings.seeds, out, metric)
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    storage_label = _masked(url) if settings.storage else "sqlite: study.db in this folder"
+    if len(study.get_trials(deepcopy=False, states=finished)) < settings.trials:
+        report = reporter(out, storage_label, metric, study_info)
+        callbacks = [optuna.study.MaxTrialsCallback(settings.trials, states=finished), report]
+        try:
+            study.optimize(objective, callbacks=callbacks, gc_after_trial=True)
+        except KeyboardInterrupt:
+            print("interrupted: rerun the same command to continue the search", file=sys.stderr)
+            raise SystemExit(130) from None
+    result = results(study, storage_label, metric, study_info)
+    write_outputs(study, out, result, settings.write_recipe)
+    return result
+
+
+def _check_settings(settings: SearchSettings) -> None:
+    check_overrides(settings.overrides, "search")
+    if settings.trials < 1:
+        raise UserError(f"--trials {settings.trials}: must be at least 1")
+    if settings.heartbeat < 1:
+        raise UserError(f"--heartbeat {settings.heartbeat}: must be at least 1 second")
+    if settings.prune_after is not None and settings.prune_after < 0:
+        raise UserError(f"--prune-after {settings.prune_after}: must be 0 or more")
+    if settings.write_recipe:
+        new_recipe_path(settings.write_recipe, "--write-recipe")
+
+
+def open_study(storage, settings: SearchSettings, name: str, info: dict[str, Any], direction: str):
+    """Create or load the study (``direction``: maximize or minimize); refuse one started for another search."""
+    import optuna
+
+    study = optuna.create_study(
+        storage=storage, study_name=settings.study or name, direction=direction, load_if_exists=True
+    )
+    recorded = study.user_attrs.get("search")
+    if recorded is None:
+        study.set_user_attr("search", info)
+    elif recorded != info:
+        changed = next(key for key in info if recorded.get(key) != info[key])
+        raise UserError(
+            f"study {study.study_name!r} in {_masked(storage.url)} was started with another {changed} "
+            f"({recorded.get(changed)!r}); rerun that search, or use another --output-dir / --study"
+        )
+    # Seeded TPE; a resumed (or second) worker draws from seed + trials so far, so it does not repeat their points.
+    startup = min(10, max(1, settings.trials // 2))
+    study.sampler = optuna.samplers.TPESampler(seed=settings.sampler_seed + len(study.trials), n_startup_trials=startup)
+    prune = settings.prune_after is not None
+    study.pruner = optuna.pruners.MedianPruner(settings.prune_after) if prune else optuna.pruners.NopPruner()
+    return study
+
+
+def _storage(url: str, heartbeat: int):
+    """The study's database, with heartbeats and the retry of trials whose heartbeat stopped; connected now."""
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+    timeout = {"timeout": 60} if url.startswith("sqlite") else {"connect_timeout": 10}
+    try:
+        return RDBStorage(
+            url,
+            engine_kwargs={"connect_args": timeout},
+            heartbeat_interval=heartbeat,
+            grace_period=3 * heartbeat,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                max_retry=3, inherit_intermediate_values=True
+            ),
+        )
+    except Exception as err:  # SQLAlchemy's errors, a missing database driver, a malformed URL
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"--storage {_masked(url)}: cannot open it ({reason})") from None
+
+
+def _masked(url: str) -> str:
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1]
+
+
+class Objective:
+    """One trial: the sampled point on every seed, in ``OUT/trial-<n>/seed-<s>``; the mean of the metric."""
+
+    def __init__(self, base: Recipe, dimensions, seeds: list[int], out: Path, metric: str):
+        self.base, self.dimensions, self.seeds, self.out, self.metric = base, dimensions, seeds, out, metric
+
+    def __call__(self, trial) -> float:
+        params = {d.key: d.suggest(trial) for d in self.dimensions}
+        recipe = apply_overrides(self.base, [f"{key}={value}" for key, value in params.items()])
+        folder = self.out / f"trial-{original_number(trial)}"
+        trial.set_user_attr("dir", str(folder))
+        values = {}
+        for position, seed in enumerate(self.seeds):
+            run_recipe, status = recipe_for_run(recipe, seed, folder / f"seed-{seed}")
+            try:
+                metrics = read_metrics(run_recipe.run_dir) or self._train(run_recipe, trial, watch=position == 0)
+            except KeyboardInterrupt:  # Optuna marks the trial failed: queue its point again, to resume it
+                trial.study.enqueue_trial(params, user_attrs={"retry_of": original_number(trial)})
+                raise
+            values[str(seed)] = metrics[self.metric]
+            trial.set_user_attr("values", values)
+        return statistics.fmean(values.values())
+
+    def _train(self, recipe: Recipe, trial, watch: bool) -> dict[str, Any]:
+        import optuna
+
+        def report(metrics: dict, step: int) -> None:
+            trial.report(metrics[self.metric], step)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at step {step}: {self.metric}={metrics[self.metric]:.4f}")
+
+        run = RunDir(recipe.run_dir)
+        try:
+            metrics = train_with_loop(recipe, on_evaluate=report if watch else None)
+        except optuna.TrialPruned:
+            shutil.rmtree(run.checkpoints, ignore_errors=True)
+            raise
+        except UserError as err:
+            if not run.recipe_file.is_file():
+                raise  # bad input found before training: stop the search
+            trial.set_user_attr("stopped", str(err))  # e.g. a non-finite loss: this point is hopeless
+            shutil.rmtree(run.checkpoints, ignore_errors=True)
+            raise optuna.TrialPruned(f"stopped in training: {err}") from None
+        shutil.rmtree(run.checkpoints, ignore_errors=True)  # only a resume needs them; the model and metrics stay
+        return metrics
+
+
+def original_number(trial) -> int:
+    """The trial number whose run directories this trial continues: its own, or the one it retries."""
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    frozen = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)  # system attrs
+    retried = RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
+    retried = frozen.user_attrs.get("retry_of") if retried is None else retried
+    return trial.number if retried is None else retried

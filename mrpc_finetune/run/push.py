@@ -1,0 +1,71 @@
+"""Upload a finished run's model folder, model card included, to the Hugging Face Hub.
+
+mrpc-finetune push runs/mrpc_minilm your-name/mrpc-minilm [--private]
+
+Everything that can be checked is checked before anything is uploaded: the run finished, its model has a card, a
+token is configured (``hf auth login`` or ``HF_TOKEN``; it is read by huggingface_hub only, never printed or
+written) and the Hub answers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mrpc_finetune import hub
+from mrpc_finetune.errors import UserError, first_line
+from mrpc_finetune.run.rundir import RunDir
+
+
+def push_run(run_dir: str | Path, repo_id: str, *, private: bool = False) -> str:
+    """Create ``repo_id`` if needed (``private`` applies only then) and upload ``RUN/model`` to it; returns its URL."""
+    from huggingface_hub import HfApi
+
+    folder = check_pushable(run_dir, repo_id)
+    api = HfApi()
+    try:
+        url = api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        api.upload_folder(
+            repo_id=repo_id,
+            repo_type="model",
+            folder_path=str(folder),
+            commit_message=f"Upload {Path(run_dir).name} (mrpc_finetune)",
+        )
+    except Exception as err:  # any failure of the Hub or the connection, once the local checks have passed
+        raise UserError(f"push {repo_id}: the upload failed ({first_line(err)})") from None
+    return str(url)
+
+
+def check_pushable(run_dir: str | Path, repo_id: str) -> Path:
+    """The run's model folder, after every check that can fail before an upload; one-line errors otherwise."""
+    from huggingface_hub import get_token
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    run = RunDir(Path(run_dir))
+    if not run.recipe_file.is_file():
+        raise UserError(f"{run.root}: not a run directory (no recipe.json in it)")
+    if not run.metrics_file.is_file() or not (run.model / "config.json").is_file():
+        raise UserError(
+            f"{run.root}: the run has not finished (no metrics.json and final model yet); finish it with "
+            f"`mrpc-finetune train {run.root} resume=true` before pushing"
+        )
+    if not (run.model / "README.md").is_file():
+        raise UserError(
+            f"{run.model}: no model card (README.md); write one with mrpc_finetune.run.model_card.write_model_card "
+            f"before pushing"
+        )
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise UserError(f"push: {repo_id!r} is not a Hub repo id ({first_line(err)})") from None
+    try:
+        token = get_token()
+    except Exception as err:  # HF_OIDC_RESOURCE set and its token exchange failed
+        raise UserError(f"push: no Hugging Face token could be obtained ({first_line(err)})") from None
+    if token is None:
+        raise UserError("push: no Hugging Face token; run `hf auth login` or set HF_TOKEN to a token with write access")
+    if not hub.hub_reachable():
+        raise UserError(
+            "push: the Hugging Face Hub cannot be reached (check the network, HF_ENDPOINT and HF_HUB_OFFLINE); "
+            "nothing was uploaded"
+        )
+    return run.model

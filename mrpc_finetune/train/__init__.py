@@ -1,0 +1,27 @@
+"""Training: a recipe in, a finished run directory out, by one of three loops that keep one contract.
+
+``train_with_loop`` picks the loop; each loop module reads top to bottom as its workflow. May import every layer
+below it (recipe, data, models, metrics, run); nothing here imports experiments/ or cli."""
+
+from __future__ import annotations
+
+from mrpc_finetune.recipe.schema import Recipe
+
+
+def train_with_loop(recipe: Recipe, *, on_evaluate=None) -> dict:
+    """Train ``recipe`` with its loop; returns the final metrics.
+
+    ``on_evaluate(metrics, step)`` is called on the main process after every evaluation during training (not the
+    final one of the best checkpoint), with the evaluation's ``eval_*`` metrics; an exception it raises (e.g.
+    ``optuna.TrialPruned``) ends the run there, unfinished (no ``metrics.json``).
+    """
+    from mrpc_finetune.train.preparation import check_sources
+
+    check_sources(recipe)  # fail in a second when offline, before the loops' heavy imports
+    if recipe.loop == "trainer":
+        from mrpc_finetune.train.trainer_loop import main
+    elif recipe.loop == "torch":
+        from mrpc_finetune.train.torch_loop import main
+    else:
+        from mrpc_finetune.train.accelerate_loop import main
+    return main(recipe, on_evaluate=on_evaluate)
