@@ -91,15 +91,6 @@ def train(recipe: Recipe, on_evaluate=None):
         precision=precision,
         num_processes=accelerator.num_processes,
         started=started,
-        evaluate=partial(
-            loop_sequence.evaluate,
-            unwrapped,
-            task=prepared.task,
-            compute_metrics=compute_metrics_fn(prepared.task),
-            device=accelerator.device,
-            autocast=accelerator.autocast,
-            gather=lambda value: gather_object([value]),
-        ),
         save_checkpoint=partial(_save_checkpoint, accelerator=accelerator, state=state),
         eval_sets=loop_sequence.eval_sets(
             prepared, recipe, rank=accelerator.process_index, processes=accelerator.num_processes
@@ -118,8 +109,11 @@ def train(recipe: Recipe, on_evaluate=None):
         train_runtime = time.time() - training_started
         if state.best_checkpoint:  # like the Trainer's load_best_model_at_end
             accelerator.load_state(state.best_checkpoint)
+        # The best checkpoint on the dev split(s), then once on the labelled test splits.
+        metrics = _evaluate(accelerator, model, loop.eval_sets + loop.test_sets, loop.task)
         metrics = loop_sequence.finish(
             loop,
+            metrics=metrics,
             model=unwrapped,
             tokenizer=prepared.tokenizer,
             train_runtime=train_runtime,
@@ -172,12 +166,32 @@ def _train(loop: LoopRun, accelerator, model, sampler, train_loader, optimizer, 
                 state.finish_step(accelerator.reduce(step_loss, reduction="mean").item())
                 step_loss.zero_()
                 progress.update(1)
-                done = loop_sequence.after_optimizer_step(loop, learning_rate=learning_rate, grad_norm=grad_norm)
+                loop_sequence.log_training_step(loop, learning_rate=learning_rate, grad_norm=grad_norm)
+                evaluated = loop_sequence.evaluation_due(loop)
+                if evaluated:
+                    metrics = _evaluate(accelerator, model, loop.eval_sets, loop.task)
+                    # Log it, stop on a nan score, report it, keep the best checkpoint, save this one, rotate.
+                    loop_sequence.after_evaluation(loop, metrics)
+                done = loop_sequence.training_over(loop, evaluated=evaluated)
                 if done:
                     break
     finally:
         progress.close()  # before any error message, so it stands on its own line
     return state.global_step < plan.total_steps
+
+
+def _evaluate(accelerator, model, sets, task) -> dict:
+    """``model.eval()``, logits under ``torch.no_grad()`` in Accelerate's autocast, every process's share gathered,
+    logits -> predictions -> the task's metrics (``loop_sequence.evaluate_model``, shared with the torch loop)."""
+    return loop_sequence.evaluate_model(
+        accelerator.unwrap_model(model),
+        sets,
+        task=task,
+        compute_metrics=compute_metrics_fn(task),
+        device=accelerator.device,
+        autocast=accelerator.autocast,
+        gather=lambda value: gather_object([value]),
+    )
 
 
 def _train_loader(prepared: Prepared, recipe: Recipe, sampler) -> DataLoader:

@@ -1,6 +1,6 @@
 """Parts the plain PyTorch loop and the Accelerate loop build from (mirroring the Trainer): optimizer groups, the
-schedule, the step plan, the loop's state, each process's share of the batches, checkpoint bookkeeping.
-The sequence they run with these parts is in ``loop_sequence.py``.
+schedule, the step plan, the loop's resumable state, each process's share of the batches, checkpoint bookkeeping,
+and the torch loop's view of its processes. The steps they take with these parts are in ``loop_sequence.py``.
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 
 from mrpc_finetune import hardware
 from mrpc_finetune.data import batching
 from mrpc_finetune.recipe.schema import EvalConfig, Recipe, TrainConfig
 from mrpc_finetune.run import rundir
+from mrpc_finetune.train import hf_adapter
 
 NO_DECAY_PATTERNS = [r"bias", r"layernorm", r"rmsnorm", r"(?:^|\.)norm(?:$|\.)", r"_norm(?:$|\.)"]
 """Parameter names kept free of weight decay, the same patterns the Trainer uses."""
@@ -26,10 +28,8 @@ NO_DECAY_PATTERNS = [r"bias", r"layernorm", r"rmsnorm", r"(?:^|\.)norm(?:$|\.)",
 
 def enable_tf32_if_supported() -> None:
     """TF32 matmuls on Ampere and newer (fp32 range, a 10-bit mantissa, several times the speed), as the Trainer."""
-    from transformers.utils.import_utils import enable_tf32
-
     if hardware.use_tf32():
-        enable_tf32(True)
+        hf_adapter.enable_tf32()
 
 
 LAYER_INDEX = re.compile(r"\.layers?\.(\d+)\.")
@@ -48,9 +48,7 @@ def build_optimizer(model: torch.nn.Module, train: TrainConfig) -> torch.optim.O
     biases and LayerNorm parameters, as the Trainer does, and with ``train.layer_lr_decay`` < 1 a learning rate
     per layer, ``lr * decay**k`` for the layer ``k`` below the top. The first group is the top one, whose learning
     rate the logs show."""
-    from transformers.trainer_pt_utils import get_parameter_names
-
-    decayed = set(get_parameter_names(model, [torch.nn.LayerNorm], NO_DECAY_PATTERNS))
+    decayed = set(hf_adapter.decayed_parameter_names(model, NO_DECAY_PATTERNS))
     trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
     num_layers = max((layer_depth(name, 0) for name, _ in trainable), default=0)
     groups: dict[tuple[int, bool], dict] = {}
@@ -248,3 +246,36 @@ def even_share(batches: list, rank: int, processes: int) -> list:
     short = -len(batches) % processes
     padded = batches + [batches[i % len(batches)] for i in range(short)]
     return padded[rank::processes]
+
+
+@dataclass(frozen=True)
+class Processes:
+    """This process's place in the run: ``rank`` of ``count`` (1 without torchrun) and its device."""
+
+    rank: int
+    count: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def wait_for_everyone(self) -> None:
+        if self.count > 1:
+            dist.barrier()
+
+    def gather(self, value) -> list:
+        """``value`` from every process, in rank order."""
+        if self.count == 1:
+            return [value]
+        values = [None] * self.count
+        dist.all_gather_object(values, value)
+        return values
+
+    def mean(self, value: float) -> float:
+        """The mean of ``value`` over the processes (a sum that is nan or inf anywhere is nan or inf here)."""
+        if self.count == 1:
+            return value
+        total = torch.tensor(value, dtype=torch.float64, device=self.device)
+        dist.all_reduce(total)
+        return total.item() / self.count

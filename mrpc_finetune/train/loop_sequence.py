@@ -1,7 +1,9 @@
-"""The sequence the plain PyTorch loop and the Accelerate loop both run, so that the two differ only in how a
-micro-batch becomes an optimizer step: after each step, log, evaluate, report, checkpoint, rotate and stop early;
-at the end, evaluate the best checkpoint on the dev split(s) and once on any labelled test split, then write the
-run. Evaluation shards rows over the processes and gathers them, so each row counts exactly once.
+"""The steps the plain PyTorch loop and the Accelerate loop both take, each called by name from the loop's own file,
+so that the two differ only in how a micro-batch becomes an optimizer step. After each step: ``log_training_step``,
+then if ``evaluation_due``, ``evaluate_model`` (the evaluation loop) and ``after_evaluation`` (log, nan stop,
+report, best checkpoint, save, rotate), until ``training_over``. At the end, ``finish``: the figures of the run,
+``RUN/model`` and ``metrics.json``. Evaluation shards rows over the processes and gathers them, so each row counts
+exactly once.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from mrpc_finetune.recipe.schema import Recipe
 from mrpc_finetune.recipe.tasks import TaskSpec
 from mrpc_finetune.run import rundir
 from mrpc_finetune.run.trackers import Trackers
-from mrpc_finetune.train import guards
+from mrpc_finetune.train import guards, hf_adapter
 from mrpc_finetune.train.loop_parts import (
     LoopState,
     StepPlan,
@@ -52,7 +54,7 @@ class EvalSet:
 
 @dataclass
 class LoopRun:
-    """One training run as the shared sequence sees it; each loop fills in the callables."""
+    """One training run as the shared steps see it; each loop fills in how it saves and waits."""
 
     name: str
     """The loop, as ``metrics.json`` records it: ``torch`` or ``accelerate``."""
@@ -66,8 +68,6 @@ class LoopRun:
     num_processes: int
     started: float
     """``time.perf_counter()`` when the command started, for ``wall_seconds``."""
-    evaluate: Callable[[list[EvalSet]], dict[str, Any]]
-    """The model in its current state on these sets -> metrics, the same in every process."""
     save_checkpoint: Callable[[Path], None]
     """Write everything a resume needs into the folder, ``loop_state.json`` last (it marks the folder complete)."""
     eval_sets: list[EvalSet]
@@ -85,19 +85,29 @@ def progress_bar(loop: LoopRun):
     return tqdm(total=total, initial=done, desc=f"train ({loop.name} loop)", unit="step", disable=not loop.is_main)
 
 
-def after_optimizer_step(loop: LoopRun, *, learning_rate: float, grad_norm: float | None) -> bool:
-    """Log, evaluate, report, checkpoint, rotate: what follows every optimizer step. True when training is over:
-    the last step is done, or ``eval.patience`` evaluations in a row did not improve the selection metric."""
-    recipe, state, plan = loop.recipe, loop.state, loop.plan
+def log_training_step(loop: LoopRun, *, learning_rate: float, grad_norm: float | None) -> None:
+    """The step's mean loss, learning rate and gradient norm to the trackers: the first step, every
+    ``train.logging_steps`` and the last, like the Trainer."""
+    state, plan = loop.state, loop.plan
     step = state.global_step
-    last = step >= plan.total_steps
-    if logs_now(recipe.train, step, last):
+    if logs_now(loop.recipe.train, step, step >= plan.total_steps):
         loop.trackers.log(tensorboard_scalars(state.train_logs(plan, learning_rate, grad_norm)), step)
-    end_of_epoch = state.batches_done == plan.batches_per_epoch
-    if not evaluates_now(recipe.eval, step, end_of_epoch, last):
-        return last
 
-    metrics = {**loop.evaluate(loop.eval_sets), "epoch": state.epoch_progress(plan)}
+
+def evaluation_due(loop: LoopRun) -> bool:
+    """Whether ``eval.strategy`` evaluates (and saves a checkpoint) after this step: each epoch's end, every
+    ``eval.steps``, and always after the last step unless the strategy is ``no``."""
+    state, plan = loop.state, loop.plan
+    end_of_epoch = state.batches_done == plan.batches_per_epoch
+    return evaluates_now(loop.recipe.eval, state.global_step, end_of_epoch, state.global_step >= plan.total_steps)
+
+
+def after_evaluation(loop: LoopRun, metrics: dict[str, Any]) -> None:
+    """What follows an evaluation during training: log it, stop on a nan or inf score before its checkpoint is
+    saved, report it to ``on_evaluate``, remember the best checkpoint, save this one and rotate the old ones."""
+    recipe, state = loop.recipe, loop.state
+    step = state.global_step
+    metrics = {**metrics, "epoch": state.epoch_progress(loop.plan)}
     loop.trackers.log(tensorboard_scalars(metrics), step)
     check_finite(loop, guards.check_finite_evaluation, metrics, step)  # before this evaluation's checkpoint is saved
     if loop.on_evaluate and loop.is_main:
@@ -109,7 +119,13 @@ def after_optimizer_step(loop: LoopRun, *, learning_rate: float, grad_norm: floa
     if loop.is_main:
         rotate_checkpoints(loop.run.checkpoints, recipe.eval.save_total_limit, state.best_checkpoint)
     loop.wait_for_everyone()
-    return last or state.out_of_patience(recipe.eval.patience)
+
+
+def training_over(loop: LoopRun, *, evaluated: bool) -> bool:
+    """The last step is done, or (after an evaluation) ``eval.patience`` evaluations in a row did not improve the
+    selection metric: early stopping, like the Trainer's EarlyStoppingCallback."""
+    last = loop.state.global_step >= loop.plan.total_steps
+    return last or (evaluated and loop.state.out_of_patience(loop.recipe.eval.patience))
 
 
 def check_finite(loop: LoopRun, check: Callable, *args) -> None:
@@ -121,12 +137,12 @@ def check_finite(loop: LoopRun, check: Callable, *args) -> None:
         raise UserError(guards.describe_stop(err, loop.run.last_checkpoint())) from None
 
 
-def finish(loop: LoopRun, *, model, tokenizer, train_runtime: float, stopped_early: bool) -> dict[str, Any]:
-    """Evaluate the model as it is now (the best checkpoint, reloaded by the loop) on the dev split(s) and the
-    labelled test splits, then the main process writes ``RUN/model`` and ``RUN/metrics.json``."""
-    metrics = loop.evaluate(loop.eval_sets)
-    if loop.test_sets:
-        metrics.update(loop.evaluate(loop.test_sets))
+def finish(
+    loop: LoopRun, *, metrics: dict[str, Any], model, tokenizer, train_runtime: float, stopped_early: bool
+) -> dict[str, Any]:
+    """The final evaluation's ``metrics`` (of the best checkpoint, reloaded by the loop, on the dev split(s) and
+    the labelled test splits) with the run's figures; the main process writes ``RUN/model`` and ``metrics.json``."""
+    metrics = dict(metrics)
     recipe, state = loop.recipe, loop.state
     metrics.update(
         run_figures(
@@ -212,7 +228,7 @@ def eval_sets(prepared, recipe: Recipe, *, test: bool = False, rank: int = 0, pr
     return sets
 
 
-def evaluate(
+def evaluate_model(
     model,
     sets: list[EvalSet],
     *,
@@ -222,13 +238,13 @@ def evaluate(
     autocast: Callable = contextlib.nullcontext,
     gather: Callable[[Any], list[Any]] = _alone,
 ) -> dict[str, Any]:
-    """Loss and task metrics (``compute_metrics``), speed and row count of every set, keyed like the Trainer's.
+    """The evaluation loop: ``model.eval()``, then under ``torch.no_grad()`` each batch's logits (in ``autocast``, as
+    in training), this process's share gathered from every process, logits -> predictions -> the task's metrics and
+    loss (``compute_metrics``), with speed and row count of every set keyed like the Trainer's; back to train mode.
 
     ``gather`` collects a value from every process (one list entry each): each process scores its share, the
     shares are gathered, and every process computes the same metrics over all rows.
     """
-    from transformers.trainer_utils import speed_metrics
-
     metrics: dict[str, Any] = {}
     was_training = model.training
     model.eval()
@@ -252,7 +268,7 @@ def evaluate(
         scores = compute_metrics((all_logits, all_labels))  # the loss too, as for the Trainer
         prefix = eval_set.prefix
         metrics.update({f"{prefix}_{k}": float(v) for k, v in scores.items()})
-        metrics.update(speed_metrics(prefix, started, num_samples=len(all_labels), num_steps=batches))
+        metrics.update(hf_adapter.speed_metrics(prefix, started, num_samples=len(all_labels), num_steps=batches))
         metrics[f"{prefix}_rows"] = len(all_labels)
     model.train(was_training)
     return metrics
@@ -260,10 +276,8 @@ def evaluate(
 
 def tensorboard_scalars(logs: dict[str, Any]) -> dict[str, float]:
     """Logs renamed to the Trainer's TensorBoard tags (``train/loss``, ``eval/f1``); row counts left out."""
-    from transformers.integrations.integration_utils import rewrite_logs
-
     scalars = {k: v for k, v in logs.items() if isinstance(v, (int, float)) and not k.endswith("_rows")}
-    return rewrite_logs(scalars)
+    return hf_adapter.tensorboard_tags(scalars)
 
 
 def final_scalars(metrics: dict[str, Any]) -> dict[str, float]:

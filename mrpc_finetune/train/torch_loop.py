@@ -14,7 +14,6 @@ import contextlib
 import os
 import random
 import time
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -28,44 +27,11 @@ from mrpc_finetune.recipe.schema import Recipe
 from mrpc_finetune.run import rundir
 from mrpc_finetune.run.trackers import open_trackers, recipe_params
 from mrpc_finetune.train import guards, loop_parts, loop_sequence
-from mrpc_finetune.train.loop_parts import LoopState, StepPlan
+from mrpc_finetune.train.loop_parts import LoopState, Processes, StepPlan
 from mrpc_finetune.train.loop_sequence import LoopRun
 from mrpc_finetune.train.preparation import Prepared, prepare_run
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-@dataclass(frozen=True)
-class Processes:
-    """This process's place in the run: ``rank`` of ``count`` (1 without torchrun) and its device."""
-
-    rank: int
-    count: int
-    device: torch.device
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def wait_for_everyone(self) -> None:
-        if self.count > 1:
-            dist.barrier()
-
-    def gather(self, value) -> list:
-        """``value`` from every process, in rank order."""
-        if self.count == 1:
-            return [value]
-        values = [None] * self.count
-        dist.all_gather_object(values, value)
-        return values
-
-    def mean(self, value: float) -> float:
-        """The mean of ``value`` over the processes (a sum that is nan or inf anywhere is nan or inf here)."""
-        if self.count == 1:
-            return value
-        total = torch.tensor(value, dtype=torch.float64, device=self.device)
-        dist.all_reduce(total)
-        return total.item() / self.count
 
 
 def main(recipe: Recipe, *, on_evaluate=None) -> dict:
@@ -101,15 +67,6 @@ def main(recipe: Recipe, *, on_evaluate=None) -> dict:
         precision=prepared.precision,
         num_processes=processes.count,
         started=started,
-        evaluate=partial(
-            loop_sequence.evaluate,
-            model,
-            task=prepared.task,
-            compute_metrics=compute_metrics_fn(prepared.task),
-            device=processes.device,
-            autocast=autocast,
-            gather=processes.gather,
-        ),
         save_checkpoint=partial(
             _save_checkpoint,
             model=model,
@@ -129,17 +86,28 @@ def main(recipe: Recipe, *, on_evaluate=None) -> dict:
     with trackers:  # closed as FINISHED, or as FAILED / KILLED when an exception leaves the block
         trackers.log_params(recipe_params(recipe))
         training_started = time.time()
-        stopped_early = _train(loop, prepared, trained, sampler, optimizer, scheduler, scaler, autocast, processes)
+        stopped_early = _train(
+            loop, prepared, model, trained, sampler, optimizer, scheduler, scaler, autocast, processes
+        )
         train_runtime = time.time() - training_started
         if state.best_checkpoint:  # like the Trainer's load_best_model_at_end
             model.load_state_dict(loop_parts.load_checkpoint_weights(Path(state.best_checkpoint), processes.device))
+        # The best checkpoint on the dev split(s), then once on the labelled test splits.
+        metrics = _evaluate(model, loop.eval_sets + loop.test_sets, prepared, processes, autocast)
         metrics = loop_sequence.finish(
-            loop, model=model, tokenizer=prepared.tokenizer, train_runtime=train_runtime, stopped_early=stopped_early
+            loop,
+            metrics=metrics,
+            model=model,
+            tokenizer=prepared.tokenizer,
+            train_runtime=train_runtime,
+            stopped_early=stopped_early,
         )
     return metrics
 
 
-def _train(loop: LoopRun, prepared: Prepared, trained, sampler, optimizer, scheduler, scaler, autocast, processes):
+def _train(
+    loop: LoopRun, prepared: Prepared, model, trained, sampler, optimizer, scheduler, scaler, autocast, processes
+) -> bool:
     """Optimizer steps until the plan's last one (or early stopping); True if it stopped early."""
     recipe, plan, state = loop.recipe, loop.plan, loop.state
     progress = loop_sequence.progress_bar(loop)
@@ -182,12 +150,32 @@ def _train(loop: LoopRun, prepared: Prepared, trained, sampler, optimizer, sched
                 state.finish_step(processes.mean(step_loss))
                 step_loss = 0.0
                 progress.update(1)
-                done = loop_sequence.after_optimizer_step(loop, learning_rate=learning_rate, grad_norm=grad_norm)
+                loop_sequence.log_training_step(loop, learning_rate=learning_rate, grad_norm=grad_norm)
+                evaluated = loop_sequence.evaluation_due(loop)
+                if evaluated:
+                    metrics = _evaluate(model, loop.eval_sets, prepared, processes, autocast)
+                    # Log it, stop on a nan score, report it, keep the best checkpoint, save this one, rotate.
+                    loop_sequence.after_evaluation(loop, metrics)
+                done = loop_sequence.training_over(loop, evaluated=evaluated)
                 if done:
                     break
     finally:
         progress.close()  # before any error message, so it stands on its own line
     return state.global_step < plan.total_steps
+
+
+def _evaluate(model, sets, prepared: Prepared, processes: Processes, autocast) -> dict:
+    """``model.eval()``, logits under ``torch.no_grad()``, gathered from every process, logits -> predictions -> the
+    task's metrics (``loop_sequence.evaluate_model``, the evaluation loop all custom loops share)."""
+    return loop_sequence.evaluate_model(
+        model,
+        sets,
+        task=prepared.task,
+        compute_metrics=compute_metrics_fn(prepared.task),
+        device=processes.device,
+        autocast=autocast,
+        gather=processes.gather,
+    )
 
 
 def _join_processes() -> Processes:
