@@ -366,3 +366,20 @@ def test_a_gone_mlflow_run_is_noted_on_stderr(capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "MLflow run abc123 of this run directory is gone" in captured.err
+
+
+def test_every_tracker_the_recipe_accepts_has_a_backend_that_keeps_the_protocol():
+    """Adding a tracker is one class in tracker_backends.BACKENDS and its name in schema.TRACKERS: nothing else."""
+    import inspect
+
+    from mrpc_finetune.recipe.schema import TRACKERS
+    from mrpc_finetune.run.tracker_backends import BACKENDS, TrackerBackend
+
+    assert tuple(BACKENDS) == TRACKERS
+    wanted = {"check", "log_params", "log", "log_final", "close"}
+    for name, backend in BACKENDS.items():
+        assert isinstance(backend.package, str) and backend.package, name
+        assert wanted <= set(dir(backend)), name
+        assert inspect.isfunction(inspect.getattr_static(backend, "check").__func__), f"{name}.check: a staticmethod"
+        assert list(inspect.signature(backend).parameters) == ["recipe", "run_root", "state"], name
+    assert wanted <= set(dir(TrackerBackend))

@@ -1,5 +1,6 @@
-"""The tracker backends behind ``trackers.Trackers``: one class per tracker, each with ``log_params``, ``log``,
-``log_final`` and ``close``, writing through the library's own client (SummaryWriter, MlflowClient, wandb).
+"""The tracker backends behind ``trackers.Trackers``: one class per tracker, writing through the library's own
+client (SummaryWriter, MlflowClient, wandb). Adding a tracker is a class here that keeps ``TrackerBackend``, its
+entry in ``BACKENDS``, and its name in ``recipe/schema.py`` ``TRACKERS`` (the names ``train.report_to`` accepts).
 """
 
 from __future__ import annotations
@@ -10,15 +11,50 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from mrpc_finetune.errors import UserError, first_line
 from mrpc_finetune.recipe.schema import Recipe
 
 
+class TrackerBackend(Protocol):
+    """What ``trackers.Trackers`` asks of a backend (the main process alone makes one, after the run folder exists).
+
+    ``state`` is the run's ``RUN/trackers.json``, read back by a resumed run: the constructor must write what a
+    resumed run needs to go on logging into the same run under ``state[<tracker>]`` (MLflow and W&B: the run id),
+    or a resume starts a second run. ``check`` runs before the run folder exists and raises ``UserError`` (one line)
+    for what would fail later: a store that cannot be reached, a missing login."""
+
+    package: ClassVar[str]
+    """The Python package the tracker needs (also its pip name): a missing one is reported before anything runs."""
+
+    @staticmethod
+    def check(recipe: Recipe, state: dict) -> None: ...
+
+    def __init__(self, recipe: Recipe, run_root: Path, state: dict) -> None: ...
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        """The resolved recipe, once per run (``{"train.lr": 1e-4, ...}``)."""
+
+    def log(self, scalars: dict[str, float], step: int) -> None:
+        """Scalars under TensorBoard-style tags (``train/loss``, ``eval/f1``) at an optimizer step."""
+
+    def log_final(self, metrics: dict[str, Any], model_dir: Path) -> None:
+        """``metrics.json`` and ``RUN/model``, after both are written."""
+
+    def close(self, status: str) -> None:
+        """End the run as FINISHED, FAILED or KILLED."""
+
+
 class TensorBoardTracker:
     """Event files in ``RUN/tensorboard`` with exactly the tags given; the recipe as a text summary."""
+
+    package = "tensorboard"
+
+    @staticmethod
+    def check(recipe: Recipe, state: dict) -> None:
+        """Nothing can fail before the event files are written."""
 
     def __init__(self, recipe: Recipe, run_root: Path, state: dict):
         from torch.utils.tensorboard import SummaryWriter
@@ -46,6 +82,13 @@ class MLflowTracker:
     """A run in experiment ``recipe.name`` named after the run folder: parameters, per-step metrics, then the final
     metrics under their ``metrics.json`` names and ``RUN/model`` (with ``metrics.json``, ``recipe.json`` and
     ``run_info.json``) as artifacts."""
+
+    package = "mlflow"
+
+    @staticmethod
+    def check(recipe: Recipe, state: dict) -> None:
+        """A store MLflow refuses (a file store) or cannot reach (a tracking server that is down)."""
+        check_mlflow_store(mlflow_uri(recipe, state))
 
     def __init__(self, recipe: Recipe, run_root: Path, state: dict):
         from mlflow import MlflowClient
@@ -123,6 +166,29 @@ class WandbTracker:
     """A W&B run in project ``recipe.name`` (or ``WANDB_PROJECT``) named after the run folder, its files under
     ``RUN/wandb``: the recipe as config, per-step history, the final metrics as summary, ``RUN/model`` as a model
     artifact."""
+
+    package = "wandb"
+
+    @staticmethod
+    def check(recipe: Recipe, state: dict) -> None:
+        """Online W&B without a login or without a reachable server (offline mode needs neither)."""
+        import wandb
+
+        from mrpc_finetune import hub
+
+        settings = wandb.setup().settings
+        if settings.mode in ("offline", "dryrun", "disabled"):
+            return
+        if not wandb.login(verify=False, prompt=False):
+            raise UserError(
+                "train.report_to=wandb: not logged in to W&B; run `wandb login` or set WANDB_API_KEY, "
+                "or set WANDB_MODE=offline to keep the run under RUN/wandb (`wandb sync` uploads it later)"
+            )
+        if not hub.reachable(settings.base_url):
+            raise UserError(
+                f"train.report_to=wandb: {settings.base_url} cannot be reached; set WANDB_MODE=offline to keep the "
+                f"run under RUN/wandb (`wandb sync` uploads it later)"
+            )
 
     def __init__(self, recipe: Recipe, run_root: Path, state: dict):
         import wandb
@@ -218,4 +284,9 @@ def check_mlflow_store(uri: str) -> None:
         )
 
 
-BACKENDS = {"tensorboard": TensorBoardTracker, "mlflow": MLflowTracker, "wandb": WandbTracker}
+BACKENDS: dict[str, type[TrackerBackend]] = {
+    "tensorboard": TensorBoardTracker,
+    "mlflow": MLflowTracker,
+    "wandb": WandbTracker,
+}
+"""``train.report_to`` name -> backend class; ``recipe/schema.py`` ``TRACKERS`` lists the same names."""

@@ -25,13 +25,11 @@ from mrpc_finetune.errors import UserError
 from mrpc_finetune.recipe.overrides import flat_dict, to_dict
 from mrpc_finetune.recipe.schema import Recipe
 from mrpc_finetune.run import rundir
-from mrpc_finetune.run.tracker_backends import BACKENDS, check_mlflow_store, mlflow_uri
+from mrpc_finetune.run.tracker_backends import BACKENDS
 
 STATE_FILE = rundir.TRACKERS_STATE
 """``RUN/trackers.json``: the MLflow and W&B run ids a resumed run continues."""
 STATUSES = ("FINISHED", "FAILED", "KILLED")
-PACKAGES = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}
-"""Tracker -> the Python package (and pip name) it needs."""
 NOT_PARAMS = ("resume", "overwrite")
 """Recipe keys that say how a run was started, not what it computes (``runs.create`` records them as false)."""
 
@@ -87,12 +85,10 @@ class Trackers:
 def check_trackers(recipe: Recipe) -> None:
     """Fail in seconds, before the run directory exists, when a tracker cannot work: a package not installed, an
     MLflow store MLflow refuses or cannot reach, W&B online without a login or a server."""
+    state = _read_state(recipe.run_dir)
     for name in recipe.train.report_to:
         _require(name)
-    if "mlflow" in recipe.train.report_to:
-        check_mlflow_store(mlflow_uri(recipe, _read_state(recipe.run_dir)))
-    if "wandb" in recipe.train.report_to:
-        _check_wandb()
+        BACKENDS[name].check(recipe, state)
 
 
 def open_trackers(recipe: Recipe, run_root: Path, *, enabled: bool = True) -> Trackers:
@@ -121,7 +117,7 @@ def open_trackers(recipe: Recipe, run_root: Path, *, enabled: bool = True) -> Tr
 
 
 def _require(tracker: str) -> None:
-    package = PACKAGES[tracker]
+    package = BACKENDS[tracker].package
     if importlib.util.find_spec(package) is None:
         raise UserError(
             f"train.report_to={tracker}: the {package} package is not installed; run `pip install {package}` "
@@ -134,23 +130,3 @@ def _read_state(run_root: Path) -> dict:
         return json.loads((run_root / STATE_FILE).read_text())
     except (OSError, ValueError):
         return {}
-
-
-def _check_wandb() -> None:
-    import wandb
-
-    from mrpc_finetune import hub
-
-    settings = wandb.setup().settings
-    if settings.mode in ("offline", "dryrun", "disabled"):
-        return
-    if not wandb.login(verify=False, prompt=False):
-        raise UserError(
-            "train.report_to=wandb: not logged in to W&B; run `wandb login` or set WANDB_API_KEY, "
-            "or set WANDB_MODE=offline to keep the run under RUN/wandb (`wandb sync` uploads it later)"
-        )
-    if not hub.reachable(settings.base_url):
-        raise UserError(
-            f"train.report_to=wandb: {settings.base_url} cannot be reached; set WANDB_MODE=offline to keep the "
-            f"run under RUN/wandb (`wandb sync` uploads it later)"
-        )
