@@ -23,15 +23,17 @@ checkpoint. Safe with several workers on one study: each only ever fails trials 
 from __future__ import annotations
 
 import dataclasses
+import random
 import shutil
 import statistics
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 from .cli import train_with_loop
-from .errors import UserError
+from .errors import UserError, redact
 from .experiment import check_overrides, read_metrics, recipe_for_run
 from .new_recipe import new_recipe_path
 from .pipeline import best_metric_name, prepare
@@ -88,7 +90,7 @@ def search(settings: SearchSettings) -> dict[str, Any]:
     print(f"search {base.name}: {metric} ({study.direction.name.lower()}) over {source} -> {out}", flush=True)
     objective = Objective(base, dimensions, settings.seeds, out, metric)
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    storage_label = _masked(url) if settings.storage else "sqlite: study.db in this folder"
+    storage_label = redact(url) if settings.storage else "sqlite: study.db in this folder"
     if len(study.get_trials(deepcopy=False, states=finished)) < settings.trials:
         report = reporter(out, storage_label, metric, study_info)
         callbacks = [optuna.study.MaxTrialsCallback(settings.trials, states=finished), report]
@@ -128,7 +130,7 @@ def open_study(storage, settings: SearchSettings, name: str, info: dict[str, Any
     elif recorded != info:
         changed = next(key for key in info if recorded.get(key) != info[key])
         raise UserError(
-            f"study {study.study_name!r} in {_masked(storage.url)} was started with another {changed} "
+            f"study {study.study_name!r} in {redact(storage.url)} was started with another {changed} "
             f"({recorded.get(changed)!r}); rerun that search, or use another --output-dir / --study"
         )
     # Seeded TPE; a resumed (or second) worker draws from seed + trials so far, so it does not repeat their points.
@@ -144,28 +146,36 @@ def _storage(url: str, heartbeat: int):
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     timeout = {"timeout": 60} if url.startswith("sqlite") else {"connect_timeout": 10}
-    try:
-        return RDBStorage(
-            url,
-            engine_kwargs={"connect_args": timeout},
-            heartbeat_interval=heartbeat,
-            grace_period=3 * heartbeat,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
-                max_retry=3, inherit_intermediate_values=True
-            ),
-        )
-    except Exception as err:  # SQLAlchemy's errors, a missing database driver, a malformed URL
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"--storage {_masked(url)}: cannot open it ({reason})") from None
+    for attempt in range(6):
+        try:
+            return RDBStorage(
+                url,
+                engine_kwargs={"connect_args": timeout},
+                heartbeat_interval=heartbeat,
+                grace_period=3 * heartbeat,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                    max_retry=3, inherit_intermediate_values=True
+                ),
+            )
+        except Exception as err:  # SQLAlchemy's errors, a missing database driver, a malformed URL
+            if attempt < 5 and _created_meanwhile(err):
+                time.sleep(0.1 + random.random() * attempt)
+                continue
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            if isinstance(err, ImportError):  # RDBStorage's own words name no package
+                extra = ': pip install -e ".[postgres]"' if url.startswith("postgres") else ""
+                reason = f"the driver for {url.partition(':')[0]} is not installed{extra}"
+            raise UserError(redact(f"--storage {url}: cannot open it ({reason})")) from None
 
 
-def _masked(url: str) -> str:
-    try:
-        from sqlalchemy.engine import make_url
+def _created_meanwhile(err: Exception) -> bool:
+    """Workers started at once on an empty database race to create Optuna's tables: the losers' CREATE fails
+    (PostgreSQL: a unique violation in pg_type; SQLite: "table ... already exists"); opening again finds them."""
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url.split("@")[-1]
+    return isinstance(err, IntegrityError) or (
+        isinstance(err, (OperationalError, ProgrammingError)) and "already exists" in str(err)
+    )
 
 
 class Objective:

@@ -10,9 +10,9 @@ import re
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-from .errors import UserError, first_line
+from .errors import UserError, first_line, redact
 from .recipe import Recipe
 
 
@@ -190,14 +190,6 @@ def _absolute_sqlite(uri: str) -> str:
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         return "sqlite:///" + os.path.abspath(uri.removeprefix("sqlite:///"))
     return uri
-
-
-def redact(uri: str) -> str:
-    """The URI without a password (``postgresql://user:***@host/db``), fit to print or write down."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
 
 
 def check_mlflow_store(uri: str) -> None:
