@@ -4,6 +4,7 @@ SIGKILLed mid-trial; a bad URL, a missing driver, a refused connection; no passw
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -98,23 +99,38 @@ def start_worker(argv: list[str], log: Path) -> subprocess.Popen:
         return subprocess.Popen(command, env=command_env(), stdout=handle, stderr=subprocess.STDOUT)
 
 
-def first_checkpoint(out: Path) -> Path | None:
-    """The trial folder of ``out`` whose first seed holds a complete checkpoint, if any."""
-    for folder in out.glob("trial-*/seed-*/checkpoints"):
-        if folder.is_dir() and any(is_complete_checkpoint(p) for p in folder.iterdir()):
-            return folder.parent.parent
+def trial_mid_run(pid: int, out: Path) -> Path | None:
+    """The trial folder under ``out`` that process ``pid`` is training in (it holds a file there open: the run's
+    TensorBoard events), once its first seed has a complete checkpoint; else None."""
+    try:
+        held = [Path(os.readlink(fd)) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+    except OSError:  # the process is ending
+        return None
+    for path in held:
+        if path.is_relative_to(out) and path.relative_to(out).parts[0].startswith("trial-"):
+            trial = out / path.relative_to(out).parts[0]
+            checkpoints = trial / "seed-1" / "checkpoints"
+            if checkpoints.is_dir() and any(is_complete_checkpoint(p) for p in checkpoints.iterdir()):
+                return trial
     return None
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["postgresql", "sqlite"])
-def test_two_workers_share_a_study_and_a_killed_trial_is_retried_once(kind, request, tmp_path, overrides, lr_space):
-    """Workers A and B start at once, each with its own folder (as on two machines) and sampler seed. A is
-    SIGKILLed during its first trial; B fails that trial once its heartbeat stops, runs its point again in B's own
-    folder and finishes the study's trials. search.json lists each trial once; no trial folder is in both."""
+@pytest.mark.parametrize(
+    "kind, shared",
+    [("postgresql", False), ("sqlite", False), ("sqlite", True)],
+    ids=["postgresql-two-machines", "sqlite-two-folders", "sqlite-one-folder"],
+)
+def test_two_workers_share_a_study_and_a_killed_trial_is_retried_once(
+    kind, shared, request, tmp_path, overrides, lr_space
+):
+    """Workers A and B start at once, each with its own sampler seed and its own folder (as on two machines) or
+    one folder (one machine, or a shared file system). A is SIGKILLed during its first trial; B fails that trial
+    once its heartbeat stops, runs its point again (in one folder: resumed from A's checkpoint) and finishes the
+    study's trials. search.json lists each trial once; no two trials share a folder, but a retry its original's."""
     url = request.getfixturevalue("postgres").url if kind == "postgresql" else f"sqlite:///{tmp_path / 'study.db'}"
     trials = 4
-    outs = {name: tmp_path / f"worker-{name}" for name in "AB"}
+    outs = {name: tmp_path / ("search" if shared else f"worker-{name}") for name in "AB"}
     logs = {name: tmp_path / f"worker-{name}.log" for name in "AB"}
     workers = {}
     for seed, name in enumerate("AB", start=1):
@@ -123,11 +139,17 @@ def test_two_workers_share_a_study_and_a_killed_trial_is_retried_once(kind, requ
         workers[name] = start_worker([*argv, *overrides, "train.epochs=3"], logs[name])
     try:
         deadline = time.time() + 240
-        while (killed := first_checkpoint(outs["A"])) is None:
+        while (killed := trial_mid_run(workers["A"].pid, outs["A"])) is None:
             assert workers["A"].poll() is None and time.time() < deadline, logs["A"].read_text()
             time.sleep(0.02)
         workers["A"].send_signal(signal.SIGKILL)
         workers["A"].wait()
+        assert not (killed / "seed-1" / "metrics.json").exists()  # mid-trial
+        # B's next trial must start after A's trial missed 3 heartbeats (3 s), on any machine: however short B's
+        # trials, it is held while that time passes (its own heartbeats pause, and no trial of its is then judged)
+        workers["B"].send_signal(signal.SIGSTOP)
+        time.sleep(3.5)
+        workers["B"].send_signal(signal.SIGCONT)
         assert workers["B"].wait(timeout=300) == 0, logs["B"].read_text()
     finally:
         for process in workers.values():
@@ -143,13 +165,15 @@ def test_two_workers_share_a_study_and_a_killed_trial_is_retried_once(kind, requ
     assert failed["dir"] == str(killed) and killed.name == f"trial-{failed['number']}"
     (retry,) = [t for t in rows if t.get("retry_of") == failed["number"]]
     assert retry["state"] == "complete" and retry["params"] == failed["params"]
-    assert retry["dir"] == str(outs["B"] / killed.name)  # B's own folder: A's is on another machine
-    dirs = [t["dir"] for t in rows]
-    assert len(set(dirs)) == len(dirs)  # no trial folder shared
-    assert sorted(p.name for p in outs["A"].glob("trial-*")) == [killed.name]  # A got no further
+    assert retry["dir"] == str(outs["B"] / killed.name)  # B's own folder: A's may be on another machine
+    assert ("resuming from" in logs["B"].read_text()) == shared  # one folder: from A's last checkpoint
+    dirs = [t["dir"] for t in rows if t is not retry]
+    assert len(set(dirs)) == len(dirs)  # no trial folder shared but by a retry
     complete = [t for t in rows if t["state"] == "complete"]
     assert all(Path(t["dir"]).parent == outs["B"] for t in complete)
     assert all((Path(t["dir"]) / "seed-1" / "metrics.json").is_file() for t in complete)
+    if not shared:
+        assert sorted(p.name for p in outs["A"].glob("trial-*")) == [killed.name]  # A got no further
     assert result["storage"] == (url.replace(PASSWORD, "***") if kind == "postgresql" else url)
     leaks = files_holding(PASSWORD, outs["A"], outs["B"], *logs.values())
     assert not leaks, leaks
