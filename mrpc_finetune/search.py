@@ -62,6 +62,10 @@ class SearchSettings:
     write_recipe: str | None = None
 
 
+SEED_STEP = 1_000_003
+"""A resumed worker's sampler seed moves by this per trial in the study: far from any neighbouring --sampler-seed."""
+
+
 def search(settings: SearchSettings) -> dict[str, Any]:
     """Run the search to ``settings.trials`` finished trials; write ``search.json`` and the history plot."""
     import optuna
@@ -133,9 +137,12 @@ def open_study(storage, settings: SearchSettings, name: str, info: dict[str, Any
             f"study {study.study_name!r} in {redact(storage.url)} was started with another {changed} "
             f"({recorded.get(changed)!r}); rerun that search, or use another --output-dir / --study"
         )
-    # Seeded TPE; a resumed (or second) worker draws from seed + trials so far, so it does not repeat their points.
+    # Seeded TPE; a resumed (or second) worker draws from seed + a large step per trial so far, so it does not repeat
+    # their points, nor those of a worker whose --sampler-seed is next to its own (seed + trials made workers 1 and 2
+    # draw the same points once worker 2 had seen one trial).
     startup = min(10, max(1, settings.trials // 2))
-    study.sampler = optuna.samplers.TPESampler(seed=settings.sampler_seed + len(study.trials), n_startup_trials=startup)
+    seed = settings.sampler_seed + SEED_STEP * len(study.trials)
+    study.sampler = optuna.samplers.TPESampler(seed=seed % 2**32, n_startup_trials=startup)
     prune = settings.prune_after is not None
     study.pruner = optuna.pruners.MedianPruner(settings.prune_after) if prune else optuna.pruners.NopPruner()
     return study

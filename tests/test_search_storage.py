@@ -165,6 +165,8 @@ def test_two_workers_share_a_study_and_a_killed_trial_is_retried_once(
     assert failed["dir"] == str(killed) and killed.name == f"trial-{failed['number']}"
     (retry,) = [t for t in rows if t.get("retry_of") == failed["number"]]
     assert retry["state"] == "complete" and retry["params"] == failed["params"]
+    drawn = [t["params"]["train.lr"] for t in rows if t is not retry]
+    assert len(set(drawn)) == len(drawn)  # the two workers' samplers drew different points
     assert retry["dir"] == str(outs["B"] / killed.name)  # B's own folder: A's may be on another machine
     assert ("resuming from" in logs["B"].read_text()) == shared  # one folder: from A's last checkpoint
     dirs = [t["dir"] for t in rows if t is not retry]
