@@ -4,6 +4,9 @@ mrpc-finetune search mrpc_minilm --trials 20 data.dir=DIR
 mrpc-finetune search mrpc_minilm --trials 20 --seeds 2 --space space.yaml --write-recipe minilm_tuned data.dir=...
 mrpc-finetune search mrpc_minilm --trials 60 --storage postgresql://USER:PASSWORD@HOST/DB data.dir=...  # per machine
 
+PostgreSQL needs the driver: ``pip install -e ".[postgres]"`` (psycopg). The password shows as ``***`` wherever the
+command or the URL is written down (run_info.json, model cards, search.json, messages).
+
 OUT (``--output-dir``, default ``runs/<recipe>-search``):
     study.db                  the Optuna study (SQLite), unless ``--storage`` names another database
     trial-<n>/seed-<s>/       each trial's runs (checkpoints removed once a run ends; metrics, recipe, TensorBoard kept)

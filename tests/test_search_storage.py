@@ -16,6 +16,7 @@ import pytest
 from mrpc_finetune.cli import main
 from mrpc_finetune.runs import is_complete_checkpoint
 
+from . import postgres_server as server_module
 from .conftest import free_port
 from .kill_checks import command_env
 from .postgres_server import postgres_server
@@ -46,6 +47,14 @@ def files_holding(text: str, *folders: Path) -> list[Path]:
     """Every file below ``folders`` whose bytes contain ``text``."""
     needle = text.encode()
     return [p for folder in folders for p in folder.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
+@pytest.mark.parametrize("ci, outcome", [("true", pytest.fail.Exception), ("", pytest.skip.Exception)])
+def test_without_the_server_binaries_the_postgresql_tests_skip_but_fail_on_ci(monkeypatch, ci, outcome):
+    monkeypatch.setattr(server_module, "server_binaries", lambda: None)
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match="PostgreSQL server binaries"), postgres_server():
+        pass
 
 
 # ------------------------------------------------------------------------------------- errors before training
