@@ -195,9 +195,13 @@ def test_two_workers_share_a_study_and_a_killed_trial_is_retried_once(
 
 OPEN_AT = """
 import sys, time
+from pathlib import Path
 from mrpc_finetune.search import _storage
-time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
-_storage(sys.argv[1], 1)
+url, barrier, workers = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+(barrier / str(len(list(barrier.iterdir())) + time.time())).touch()  # ready: imports done
+while len(list(barrier.iterdir())) < workers:
+    time.sleep(0.001)
+_storage(url, 1)
 """
 
 
@@ -209,8 +213,9 @@ def test_workers_opening_an_empty_database_at_once_all_get_the_study(tmp_path, p
     with engine.begin() as connection:  # an empty database, whatever this module's other tests left in it
         connection.execute(sqlalchemy.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     engine.dispose()
-    start = str(time.time() + 4)  # past the imports: all three create the tables in the same instant
-    command = [sys.executable, "-c", OPEN_AT, postgres.url, start]
+    barrier = tmp_path / "ready"
+    barrier.mkdir()
+    command = [sys.executable, "-c", OPEN_AT, postgres.url, str(barrier), "3"]  # all three go once all are ready
     workers = [subprocess.Popen(command, env=command_env(), stderr=subprocess.PIPE, text=True) for _ in range(3)]
     errors = [worker.communicate(timeout=120)[1] for worker in workers]
     assert [worker.returncode for worker in workers] == [0, 0, 0], errors
