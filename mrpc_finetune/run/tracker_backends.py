@@ -12,9 +12,9 @@ import sys
 import time
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-from mrpc_finetune.errors import UserError, first_line
+from mrpc_finetune.errors import UserError, first_line, redact
 from mrpc_finetune.recipe.schema import Recipe
 
 
@@ -257,14 +257,6 @@ def _absolute_sqlite(uri: str) -> str:
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         return "sqlite:///" + os.path.abspath(uri.removeprefix("sqlite:///"))
     return uri
-
-
-def redact(uri: str) -> str:
-    """The URI without a password (``postgresql://user:***@host/db``), fit to print or write down."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
 
 
 def check_mlflow_store(uri: str) -> None:
