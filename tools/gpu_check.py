@@ -13,6 +13,9 @@ the last lines of its output) and the next part still runs:
   bench  bench/bench.py --gpu: bert-base architecture (random weights), A/B/C eager and compiled, MFU against a
          matmul peak measured in the same run
 
+Environment: GPU_CHECK_TEST_WORKERS (pytest-xdist workers of the tests part, default 8 where pytest-xdist is
+installed; 0: one process), GPU_CHECK_PYTEST_ARGS (added to its pytest command, e.g. a test file to rerun).
+
 Writes OUT/report.md and OUT/report.json (plus OUT/logs/, one log per step). Without a CUDA GPU it prints one
 line on stderr and exits 2 before writing anything (``--allow-cpu``, for testing this tool: the CUDA-only parts,
 loops and bench, are then marked not run). Exit code: 0 when every part run this time passed, 1 otherwise.
@@ -32,6 +35,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -166,6 +170,9 @@ class Check:
             if "optuna" in missing:
                 cmd += ["--ignore", "tests/test_search.py"]
             result["notes"].append(f"not installed, so their tests were deselected: {', '.join(missing)}")
+        if extra := shlex.split(os.environ.get("GPU_CHECK_PYTEST_ARGS", "")):
+            cmd += extra
+            result["notes"].append(f"GPU_CHECK_PYTEST_ARGS: {' '.join(extra)}")
         workers = int(os.environ.get("GPU_CHECK_TEST_WORKERS", "8"))
         if workers > 1 and has_module(self.python, "xdist"):
             cmd += ["-n", str(workers)]
