@@ -539,7 +539,7 @@ def parse_budgets(items: list[str]) -> dict:
         part, sep, seconds = item.partition("=")
         if not sep or part not in PARTS or not re.fullmatch(r"\d+(\.\d+)?", seconds):
             raise SystemExit(f"error: --budget {item}: expected PART=SECONDS with PART one of {', '.join(PARTS)}")
-        budgets[part] = float(seconds)
+        budgets[part] = int(seconds) if float(seconds).is_integer() else float(seconds)
     return budgets
 
 
