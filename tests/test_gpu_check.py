@@ -181,6 +181,10 @@ def test_tests_part_stands_in_for_a_missing_model_package_and_deselects_missing_
     out = subprocess.run([sys.executable, "-c", code], cwd=stand_in, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == str(tmp_path / "report" / "model-minilm-random")
     assert "stand-in" in md and "deselected: mlflow, optuna" in md
+    if not (REPO / ".venv" / "bin" / "tensorboard").is_file():  # make tensorboard's $(VENV)/bin/tensorboard
+        shim = Path(env["VENV"]) / "bin"
+        version = subprocess.run([shim / "python", "-c", "import sys; print(sys.executable)"], capture_output=True)
+        assert version.stdout.decode().strip() == sys.executable and (shim / "tensorboard").is_file()
 
 
 def test_unknown_part_and_missing_data_are_one_line_errors(tmp_path, data, capsys):

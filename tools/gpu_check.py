@@ -163,6 +163,12 @@ class Check:
                 f"{STAND_IN} is not installed: a stand-in whose get_model_path() is the random-weight MiniLM "
                 f"folder {self.model} was on PYTHONPATH (the tests use its tokenizer)"
             )
+        if not (REPO / ".venv" / "bin" / "tensorboard").is_file():
+            env["VENV"] = str(write_venv_shim(self.out / "venv-shim", self.python))
+            result["notes"].append(
+                f"no .venv/bin/tensorboard: make's VENV was {env['VENV']}, whose bin/ runs {self.python} "
+                "(python, tensorboard), for the test of `make tensorboard`"
+            )
         cmd = [self.python, "-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider", f"--junitxml={junit}"]
         missing = [name for name in OPTIONAL_TEST_PACKAGES if not has_module(self.python, name)]
         if missing:
@@ -272,6 +278,18 @@ def write_stand_in(folder: Path, model: Path) -> Path:
         f"from pathlib import Path\n\n__version__ = '0+gpu-check-stand-in'\n\n\n"
         f"def get_model_path() -> Path:\n    return Path({str(model.resolve())!r})\n"
     )
+    return folder
+
+
+def write_venv_shim(folder: Path, python: str) -> Path:
+    """A folder laid out like a venv for the Makefile's $(VENV)/bin/...: python and tensorboard run ``python``."""
+    bin_ = folder / "bin"
+    bin_.mkdir(parents=True, exist_ok=True)
+    for name, module in (("python", None), ("tensorboard", "tensorboard.main")):
+        script = bin_ / name
+        run = f'exec "{python}"' + (f" -m {module}" if module else "")
+        script.write_text(f'#!/bin/sh\n{run} "$@"\n')
+        script.chmod(0o755)
     return folder
 
 
