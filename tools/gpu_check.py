@@ -49,7 +49,7 @@ REPO = Path(__file__).resolve().parent.parent
 MODEL_FILES = Path(__file__).resolve().parent / "gpu_check_model"
 PARTS = ("env", "tests", "loops", "bench")
 CUDA_ONLY = ("loops", "bench")
-BUDGETS = {"env": 30, "tests": 150, "loops": 120, "bench": 180}
+BUDGETS = {"env": 30, "tests": 140, "loops": 130, "bench": 180}
 """Seconds per part: 480 in all, 8 minutes. A part past its budget is stopped and recorded as timed out."""
 TRAIN_STEPS = 60
 LOOPS = (("trainer", "auto"), ("torch", "auto"), ("accelerate", "auto"), ("torch", "fp16"))
