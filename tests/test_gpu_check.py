@@ -119,7 +119,7 @@ def test_every_part_passes_and_the_report_holds_each_parts_figures(tmp_path, dat
     assert pytest_cmd[pytest_cmd.index("-q") + 2] == "not slow"
     assert report["parts"]["bench"]["settings"]["C+compile"]["mfu"] == 0.12
     assert "NVIDIA H200" in md and "driver 570.1, CUDA 12.8" in md and "torch 2.11.0" in md
-    assert "| trainer-auto | auto | - | 0.6838 | 0.8122 |" in md and "| 812 | 2500 | 0 |" in md
+    assert "| trainer-auto | auto -> auto | - | 0.6838 | 0.8122 |" in md and "| 812 | 2500 | 0 |" in md
     assert "| C+compile | 20.0 | 550 | 12.0% |" in md and "750.0 TFLOP/s" in md
     assert "3 passed, 1 failed, 0 errors, 1 skipped" in md and "`tests.test_a::test_bad`" in md
     assert "overall: **PASSED**" in md
@@ -218,6 +218,7 @@ def test_run_step_records_exit_code_tail_and_timeout(tmp_path):
     slow = gpu_check.run_step("s", [sys.executable, "-c", code + "time.sleep(60)"], 1, tmp_path / "s.log")
     assert slow["timed_out"] and not slow["ok"] and slow["seconds"] < 30
     assert "stopped after its 1 s budget" in slow["tail"]
+    assert gpu_check.tail("a\nstep 1/9\rstep 5/9\rstep 9/9\r\nb" + "x" * 900) == "a\nstep 9/9\nb" + "x" * 399
 
 
 def test_gpu_wheels_are_the_missing_packages_at_the_locks_versions(tmp_path, monkeypatch, capsys):

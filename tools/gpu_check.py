@@ -64,8 +64,14 @@ def now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def tail(text: str, lines: int = TAIL_LINES) -> str:
-    return "\n".join(text.rstrip().splitlines()[-lines:])
+def tail(text: str, lines: int = TAIL_LINES, width: int = 400) -> str:
+    """The last ``lines`` lines, each as a terminal shows it (a progress bar's last redraw after a carriage
+    return), cut to ``width`` characters."""
+    shown = []
+    for line in text.rstrip().split("\n"):
+        redraws = [part for part in line.split("\r") if part.strip()]
+        shown.append(redraws[-1][:width] if redraws else "")
+    return "\n".join(shown[-lines:])
 
 
 def run_step(name: str, cmd: list[str], timeout: float, log: Path, env: dict | None = None) -> dict:
@@ -512,12 +518,12 @@ def markdown_loops(part: dict) -> list[str]:
         "Random-weight all-MiniLM-L6-v2 architecture (accuracy is not the point: a majority-class answer scores "
         "0.684 on the 408 dev pairs), on real MRPC; memory: peak CUDA allocated (torch) and peak resident (RSS).",
         "",
-        "| run | precision | steps | eval acc | eval F1 | eval loss | train loss | train s | wall s | CUDA peak MiB | RSS peak MiB | exit |",
+        "| run | precision asked -> run | steps | eval acc | eval F1 | eval loss | train loss | train s | wall s | CUDA peak MiB | RSS peak MiB | exit |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in part.get("runs", []):
         lines.append(
-            f"| {r['name']} | {fmt(r.get('precision'))} | {fmt(r.get('global_step'))} | {fmt(r.get('eval_accuracy'), '.4f')} "
+            f"| {r['name']} | {r['precision_asked']} -> {fmt(r.get('precision'))} | {fmt(r.get('global_step'))} | {fmt(r.get('eval_accuracy'), '.4f')} "
             f"| {fmt(r.get('eval_f1'), '.4f')} | {fmt(r.get('eval_loss'), '.4f')} | {fmt(r.get('train_loss'), '.4f')} "
             f"| {fmt(r.get('train_runtime'), '.1f')} | {fmt(r.get('wall_seconds'), '.1f')} "
             f"| {fmt(r.get('peak_cuda_allocated_mb'), '.0f')} | {fmt(r.get('peak_memory_mb'), '.0f')} | {r['rc']} |"
