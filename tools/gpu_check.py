@@ -567,10 +567,15 @@ def parse_budgets(items: list[str]) -> dict:
     return budgets
 
 
+NO_CUDA = "error: gpu-check needs a CUDA GPU and none is visible (torch.cuda.is_available() is False)"
+
+
 def cuda_visible() -> bool:
     try:
         import torch
     except ImportError:
+        global NO_CUDA
+        NO_CUDA = f"error: gpu-check needs torch with CUDA and {sys.executable} cannot import torch (GPU_PYTHON=...)"
         return False
     return torch.cuda.is_available()
 
@@ -606,10 +611,7 @@ def main(argv: list[str] | None = None, runner=run_step, cuda: bool | None = Non
         return 2
     cuda = cuda_visible() if cuda is None else cuda
     if not cuda and not args.allow_cpu:
-        print(
-            "error: gpu-check needs a CUDA GPU and none is visible (torch.cuda.is_available() is False)",
-            file=sys.stderr,
-        )
+        print(NO_CUDA, file=sys.stderr)
         return 2
     budgets = parse_budgets(args.budget)
     data = Path(args.data).resolve()
