@@ -375,8 +375,12 @@ def make_model(folder: Path) -> None:
     from transformers import AutoTokenizer, BertConfig, BertModel, set_seed
 
     set_seed(0)
-    BertModel(BertConfig.from_json_file(str(MODEL_FILES / "config.json"))).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(str(MODEL_FILES)).save_pretrained(folder)
+    partial = folder.with_name(folder.name + ".partial")  # renamed when complete: a cut-off build is never used
+    shutil.rmtree(partial, ignore_errors=True)
+    BertModel(BertConfig.from_json_file(str(MODEL_FILES / "config.json"))).save_pretrained(partial)
+    AutoTokenizer.from_pretrained(str(MODEL_FILES)).save_pretrained(partial)
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
     print(f"wrote {folder}")
 
 
