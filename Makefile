@@ -16,8 +16,8 @@ DATA   ?= $(MRPC_DATA)
 PASS_DATA = $(if $(DATA),MRPC_DATA=$(DATA))
 # Checked when the Makefile is read, so that make -n bench stops too.
 ifeq ($(strip $(DATA)),)
-ifneq ($(filter bench,$(MAKECMDGOALS)),)
-$(error make bench needs real MRPC: set MRPC_DATA or pass DATA=DIR, the folder of its train.jsonl and validation.jsonl)
+ifneq ($(filter bench gpu-check,$(MAKECMDGOALS)),)
+$(error make $(filter bench gpu-check,$(MAKECMDGOALS)) needs real MRPC: set MRPC_DATA or pass DATA=DIR, the folder of its train.jsonl and validation.jsonl)
 endif
 endif
 LOCK   ?= requirements.lock
@@ -30,7 +30,7 @@ WITH_TORCH ?= 0
 OFFLINE_PIP = $(BIN)/python -m pip install --no-index --find-links $(WHEELHOUSE)
 TORCH_PIN = from importlib.metadata import version; print('torch==' + version('torch'))
 
-.PHONY: setup lock wheelhouse setup-offline test test-all golden quality format train train-loop train-accelerate eval predict tensorboard mlflow bench clean
+.PHONY: setup lock wheelhouse setup-offline gpu-wheels gpu-check test test-all golden quality format train train-loop train-accelerate eval predict tensorboard mlflow bench clean
 
 setup:  ## .venv with the exact versions of requirements.lock (torch included), then this project editable
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "error: make setup needs Python 3.11+ ($(PYTHON) is $$($(PYTHON) -V 2>&1)): the versions $(LOCK) pins require it; pass PYTHON=python3.11 or newer" >&2; exit 2; }
@@ -71,6 +71,19 @@ setup-offline:  ## install from wheelhouse/ with no network into .venv, keeping 
 	$(OFFLINE_PIP) -q -c $(VENV)/torch-pin.txt -e ".[dev]"
 	@pin=$$(cat $(VENV)/torch-pin.txt); now=$$($(BIN)/python -c "$(TORCH_PIN)"); \
 	if [ -n "$$pin" ] && [ "$$pin" != "$$now" ]; then echo "error: torch changed from $$pin to $$now" >&2; exit 1; fi; echo "installed; $$now"
+
+# The GPU proof (docs/gpu.md): env, tests, loops, bench in about 8 minutes, one report in $(GPU_CHECK_OUT)/.
+# PART=env|tests|loops|bench runs one part. No CUDA GPU: one line, exit 2. GPU_PYTHON: .venv's, else python3.
+GPU_CHECK_OUT ?= gpu-check
+GPU_WHEELS ?= gpu-wheels
+PART ?= all
+GPU_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
+gpu-check:  ## on a CUDA machine: tests, the three loops and bench --gpu, one report (GPU_CHECK_OUT, PART=...)
+	$(GPU_PYTHON) tools/gpu_check.py --out $(GPU_CHECK_OUT) --data $(DATA) --part $(PART) $(GPU_CHECK_ARGS)
+
+gpu-wheels:  ## on a connected machine: the few wheels a GPU server with its own torch/transformers lacks (docs/gpu.md)
+	$(PYTHON) tools/gpu_wheels.py --dest $(GPU_WHEELS) --lock $(LOCK) \
+	    $(if $(TARGET_PYTHON),--python-version $(TARGET_PYTHON)) $(if $(TARGET_PLATFORM),--platform $(TARGET_PLATFORM))
 
 test:  ## the fast suite (CPU, under 3 minutes); real-data tests only with MRPC_DATA / DATA set
 	$(PASS_DATA) $(BIN)/python -m pytest -q -m "not slow"
