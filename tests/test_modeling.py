@@ -66,7 +66,7 @@ def test_show_and_training_give_the_same_remote_code_warning_on_stderr(tiny_over
 
 def test_a_training_run_probes_the_hub_once(tiny_overrides, monkeypatch, one_torch_thread):
     """Hub data is checked before the loop's imports and again in prepare: one connect answers both."""
-    from mrpc_finetune import models
+    from mrpc_finetune import hub
     from mrpc_finetune.data import loading
     from mrpc_finetune.recipe import load_recipe
     from mrpc_finetune.train import train_with_loop
@@ -78,7 +78,7 @@ def test_a_training_run_probes_the_hub_once(tiny_overrides, monkeypatch, one_tor
         probes.append(url)
         return True
 
-    monkeypatch.setattr(models, "reachable", count_probe)
+    monkeypatch.setattr(hub, "reachable", count_probe)
     monkeypatch.setenv("HF_ENDPOINT", "https://hub.example.invalid")  # an endpoint no other test has probed
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(loading, "load_task_and_splits", lambda cfg, label_names=None: local_rows)  # no download

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import mrpc_finetune
 from mrpc_finetune.recipe import from_dict, load_recipe, to_dict
 from mrpc_finetune.run import provenance
 from mrpc_finetune.run.provenance import absolute_paths, run_info
@@ -81,7 +82,7 @@ def test_secrets_never_reach_run_info(tiny_overrides, monkeypatch):
 
 
 def test_python_dash_m_is_recorded_as_such():
-    argv = [str(Path(provenance.__file__).with_name("__main__.py")), "train", "mrpc"]
+    argv = [str(Path(mrpc_finetune.__file__).with_name("__main__.py")), "train", "mrpc"]
     command = shlex.split(provenance.command_line(argv))
     assert command[1:] == ["-m", "mrpc_finetune", "train", "mrpc"]
 

@@ -88,10 +88,10 @@ def test_hub_unreachable_and_the_token_stays_unprinted(finished_run, hub_calls, 
 
 
 def test_upload_of_the_model_folder(finished_run, hub_calls, capsys, monkeypatch):
-    from mrpc_finetune import models
+    from mrpc_finetune import hub
 
     monkeypatch.setenv("HF_TOKEN", TOKEN)
-    monkeypatch.setattr(models, "hub_reachable", lambda timeout=3.0: True)
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: True)
     code, out, err = push(capsys, finished_run, "me/model", "--private")
     assert code == 0, err
     (create, upload) = hub_calls
@@ -102,13 +102,13 @@ def test_upload_of_the_model_folder(finished_run, hub_calls, capsys, monkeypatch
 
 
 def test_failed_upload_is_one_line(finished_run, hub_calls, capsys, monkeypatch):
-    from mrpc_finetune import models
+    from mrpc_finetune import hub
 
     def refuse(self, **kwargs):
         raise OSError("403 Forbidden: you have no write access to me/model\nrequest id: 42")
 
     monkeypatch.setenv("HF_TOKEN", TOKEN)
-    monkeypatch.setattr(models, "hub_reachable", lambda timeout=3.0: True)
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: True)
     monkeypatch.setattr(HfApi, "upload_folder", refuse)
     code, _, err = push(capsys, finished_run, "me/model")
     assert (
