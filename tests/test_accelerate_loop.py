@@ -39,6 +39,7 @@ def fresh_accelerate_state():
     reset_accelerate_state()
 
 
+@pytest.mark.slow  # accelerate launch: two processes
 def test_two_processes_evaluate_every_row_once_and_agree(tiny_model_dir, tmp_path):
     data_dir = tmp_path / "data"
     data_dir.mkdir()

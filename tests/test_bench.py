@@ -41,6 +41,7 @@ def reporting(bench):
     return importlib.import_module("bench_report")
 
 
+@pytest.mark.slow  # benchmark drivers: timed runs of every setting
 def test_bench_settings_and_report(bench, runs, reporting, tiny_model_dir, tiny_mrpc_dir, tmp_path):
     spec = tiny_spec(tiny_model_dir, tiny_mrpc_dir, warmup=1, workdir=str(tmp_path / "work"), overhead=True)
     logged = []
@@ -103,6 +104,7 @@ def test_startup_probe_finds_the_map_cache(bench, tiny_model_dir, tiny_mrpc_dir,
     assert set(warm["tokenized"]) == set(startup["first_run"]["tokenized"]) and len(warm["tokenized"]) == 2
 
 
+@pytest.mark.slow  # benchmark drivers: timed runs of every setting
 def test_gpu_benchmark_driver_runs_on_cpu(runs, reporting, tiny_model_dir, tiny_mrpc_dir, tmp_path):
     """The --gpu driver's glue, eager only and in this process (its CUDA runs need the lead's GPU machine)."""
     spec = tiny_spec(tiny_model_dir, tiny_mrpc_dir, epochs=3, warmup=10, workdir=str(tmp_path), peak_size=128)

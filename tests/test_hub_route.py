@@ -94,6 +94,7 @@ def no_hub(monkeypatch):
     monkeypatch.setattr("mrpc_finetune.hub.hub_reachable", refuse)
 
 
+@pytest.mark.slow  # the Hub route: training subprocesses
 def test_local_glue_folder_trains_through_load_dataset(
     capsys, monkeypatch, no_hub, glue_repo, tiny_overrides, tmp_path
 ):
@@ -151,6 +152,7 @@ def write_hub_cache_snapshot(cache: Path, repo_id: str, model_dir: Path) -> str:
     return commit
 
 
+@pytest.mark.slow  # the Hub route: training subprocesses
 def test_cached_hub_model_trains_offline(glue_repo, tiny_model_dir, tiny_overrides, tmp_path):
     """A user's cached download: HF_HUB_CACHE + HF_HUB_OFFLINE=1, ``model.name=ORG/NAME``, in a fresh process so
     that huggingface_hub and transformers read the variables as they start."""

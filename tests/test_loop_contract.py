@@ -46,6 +46,12 @@ def reset_accelerate_state() -> None:
     GradientState._reset_state()
 
 
+def one_loop_fast(fast: str) -> list:
+    """Every loop, with all but ``fast`` marked slow: a check that costs seconds per loop runs for one loop in
+    ``make test`` (each such check picks another, so every loop is in the fast suite) and for all in ``make test-all``."""
+    return [pytest.param(name, marks=() if name == fast else pytest.mark.slow) for name in LOOPS]
+
+
 @pytest.fixture(params=LOOPS)
 def loop(request):
     reset_accelerate_state()
@@ -237,6 +243,7 @@ def test_provenance_and_model_card(keyword_run, keyword_dir):
     assert "not used for selection" in card.text
 
 
+@pytest.mark.parametrize("loop", one_loop_fast("torch"), indirect=True)
 def test_mlflow_run_shows_the_recipe_curves_final_metrics_and_model(loop, tiny_overrides, tmp_path, monkeypatch):
     """A real local MLflow store (SQLite) after a real run: the recipe as params, the TensorBoard tags as per-step
     curves, metrics.json's numbers as final metrics, and the model with its card as artifacts."""
@@ -344,6 +351,7 @@ def test_patience_stops_after_evaluations_without_improvement(loop, tiny_model_d
 
 
 @pytest.mark.parametrize("metric", ["loss", "accuracy"])
+@pytest.mark.parametrize("loop", one_loop_fast("trainer"), indirect=True)
 def test_best_checkpoint_follows_the_metric_direction(loop, metric, tiny_model_dir, keyword_dir, tmp_path):
     extra = [f"eval.metric={metric}", "eval.strategy=steps", "eval.steps=8", "train.max_steps=48"]
     metrics, history = train(keyword_recipe(loop, tiny_model_dir, keyword_dir, tmp_path / "run", *extra))
@@ -356,6 +364,7 @@ def test_best_checkpoint_follows_the_metric_direction(loop, metric, tiny_model_d
     assert len(kept) == 2 and {Path(metrics["best_checkpoint"]).name, "checkpoint-48"} <= kept  # the default limit
 
 
+@pytest.mark.parametrize("loop", one_loop_fast("accelerate"), indirect=True)
 def test_a_limit_of_one_checkpoint_ends_with_the_best_alone(loop, tiny_model_dir, keyword_dir, tmp_path):
     """As the Trainer does: the newest checkpoint stays beside the best while training (to resume from), and goes
     once the run is finished."""
@@ -369,6 +378,7 @@ def test_a_limit_of_one_checkpoint_ends_with_the_best_alone(loop, tiny_model_dir
 # --- a killed run resumes to the unbroken result ---------------------------------------------------------------
 
 
+@pytest.mark.slow  # a SIGKILLed subprocess and two more runs, per loop
 def test_sigkill_then_resume_ends_like_an_unbroken_run(loop, tiny_overrides, tmp_path):
     """Killed (SIGKILL) when evaluating step 6, i.e. mid-epoch with checkpoint-3 complete; dropout on, gradient
     accumulation on. The resumed run ends with the unbroken run's weights, losses and metrics."""
@@ -434,6 +444,7 @@ def glue_shape_dir(folder: Path, task: str) -> Path:
         ("mnli", ["eval_validation_matched_accuracy", "eval_validation_mismatched_accuracy"]),
     ],
 )
+@pytest.mark.parametrize("loop", one_loop_fast("accelerate"), indirect=True)
 def test_regression_and_two_dev_splits(loop, task, keys, tiny_model_dir, tmp_path):
     recipe = load_recipe(
         task,
@@ -547,6 +558,7 @@ def test_swapped_pairs_double_the_training_rows(loop, tiny_overrides):
         ("data.task=sst2", "data.swap_pairs: needs a pair task (two text columns); sst2 has 1: sentence"),
     ],
 )
+@pytest.mark.parametrize("loop", one_loop_fast("torch"), indirect=True)
 def test_bad_settings_stop_before_any_run(loop, override, message, capsys, tiny_overrides, tmp_path):
     swap = ["data.swap_pairs=true"] if "swap_pairs" in message else []
     code, err = run_cli(capsys, "train", "mrpc_minilm", *tiny_overrides, f"loop={loop}", *swap, override)
@@ -557,6 +569,7 @@ def test_bad_settings_stop_before_any_run(loop, override, message, capsys, tiny_
 # --- two processes under torchrun ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # torchrun: two processes per loop
 def test_two_processes_write_one_run_that_evaluates_alike(loop, tiny_model_dir, tmp_path):
     """torchrun, 2 gloo processes: one run directory, each of the 21 validation rows counted once, and the same
     accuracy, F1 and loss as a single-process evaluation of the saved model."""

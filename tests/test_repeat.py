@@ -31,6 +31,7 @@ def with_test_split(tiny_mrpc_dir, tmp_path, overrides):
     return [item for item in overrides if not item.startswith("data.dir=")] + [f"data.dir={folder}"]
 
 
+@pytest.mark.slow  # end-to-end repeat: child training processes
 def test_repeat_summary_is_the_runs_aggregated(capsys, tmp_path, with_test_split):
     overrides = with_test_split
     out = tmp_path / "seeds"
@@ -81,6 +82,7 @@ def test_repeat_summary_is_the_runs_aggregated(capsys, tmp_path, with_test_split
     assert code == 2 and "seed-1 was trained with train.lr=0.001, this command asks for train.lr=0.0005" in err
 
 
+@pytest.mark.slow  # end-to-end repeat: child training processes
 def test_repeat_resumes_after_sigkill(tmp_path, overrides):
     """Kill the command (SIGKILL) while seed 2 trains: the rerun keeps seed 1 and resumes seed 2."""
     out = tmp_path / "seeds"
@@ -118,6 +120,7 @@ def test_repeat_bad_input_is_one_line_before_anything(capsys, tmp_path, override
     assert not out.exists()
 
 
+@pytest.mark.slow  # end-to-end repeat: child training processes
 def test_repeat_learns_the_task_without_tokenizing(capsys, tmp_path, overrides, monkeypatch):
     """The seeds tokenize in their own processes; the command itself only checks inputs and reads the task."""
     from mrpc_finetune.data import loading

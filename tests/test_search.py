@@ -31,6 +31,7 @@ def lr_space(tmp_path):
     return str(path)
 
 
+@pytest.mark.slow  # end-to-end search: several trainings
 def test_pruned_trial_and_best_recipe(capsys, tmp_path, monkeypatch, overrides, lr_space):
     """Two good trials first; the third (lr 0.1: the loss jumps) is worse than their median after one epoch."""
     out = tmp_path / "search"
@@ -67,6 +68,7 @@ def test_pruned_trial_and_best_recipe(capsys, tmp_path, monkeypatch, overrides, 
     assert len(json.loads((out / "search.json").read_text())["trials"]) == 3
 
 
+@pytest.mark.slow  # end-to-end search: several trainings
 def test_search_resumes_after_sigkill(tmp_path, overrides, lr_space):
     """Kill the search while trial 1 trains: the rerun fails it (its heartbeat stopped), retries its point and
     resumes its run from the checkpoint; trial 0 is not trained again."""
@@ -91,6 +93,7 @@ def test_search_resumes_after_sigkill(tmp_path, overrides, lr_space):
     assert second.metrics_file.is_file() and not (out / "trial-2").exists()
 
 
+@pytest.mark.slow  # end-to-end search: several trainings
 def test_seeds_average_into_the_objective(capsys, tmp_path, overrides, lr_space):
     out = tmp_path / "search"
     argv = ["search", "mrpc_minilm", "--trials", "1", "--seeds", "2", "--space", lr_space, "--output-dir", str(out)]
@@ -144,6 +147,7 @@ def test_a_study_of_another_search_is_refused(capsys, tmp_path, overrides, lr_sp
     assert len(study.trials) == 0
 
 
+@pytest.mark.slow  # end-to-end search: several trainings
 def test_search_tokenizes_only_in_its_trials(capsys, tmp_path, overrides, lr_space, monkeypatch):
     """One trial, one seed: one tokenization, the trial's own; the search reads the task without one."""
     from mrpc_finetune.data import loading

@@ -219,6 +219,7 @@ def wandb_records(path: Path) -> list:
     return records
 
 
+@pytest.mark.slow  # W&B starts its service process
 def test_wandb_offline_run_lives_under_the_run_dir_with_the_logged_values(tmp_path, wandb_offline):
     recipe = make_recipe(tmp_path, ["wandb"])
     check_trackers(recipe)  # offline: no login needed
@@ -262,6 +263,7 @@ def test_wandb_offline_run_lives_under_the_run_dir_with_the_logged_values(tmp_pa
     assert sorted(entry.path for entry in artifact.manifest.contents) == ["config.json", "model.safetensors"]
 
 
+@pytest.mark.slow  # W&B starts its service process
 def test_wandb_online_without_a_login_fails_before_the_run(tmp_path, wandb_offline, monkeypatch):
     import wandb
 
@@ -295,6 +297,7 @@ def test_tensorboard_events_hold_exactly_the_tags_and_values_logged(tmp_path):
     assert not (root / trackers_module.STATE_FILE).exists()  # nothing to resume for TensorBoard
 
 
+@pytest.mark.slow  # a TensorBoard server
 def test_make_tensorboard_serves_the_runs_curves(tmp_path):
     """`make tensorboard` (RUNS= a folder of runs): the server lists each run's tags over its HTTP API."""
     import subprocess
