@@ -86,7 +86,7 @@ gpu-wheels:  ## on a connected machine: the few wheels a GPU server with its own
 	    $(if $(TARGET_PYTHON),--python-version $(TARGET_PYTHON)) $(if $(TARGET_PLATFORM),--platform $(TARGET_PLATFORM))
 
 test:  ## the fast suite (CPU, under 3 minutes); real-data tests only with MRPC_DATA / DATA set
-	$(PASS_DATA) $(BIN)/python -m pytest -q -m "not slow"
+	$(PASS_DATA) $(BIN)/python -m pytest -q -m "not slow" --durations=15
 
 test-all:  ## everything, the slow tests too: the full mrpc_minilm recipe on real MRPC, multi-process, kill/resume, servers, the offline install
 	$(PASS_DATA) $(BIN)/python -m pytest -q

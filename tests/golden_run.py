@@ -1,8 +1,9 @@
-"""One golden run: train a recipe through the command line on the CPU, then print its curves as one JSON line.
+"""Golden runs: train through the command line on the CPU, then write each run's curves as JSON.
 
-    python tests/golden_run.py OUT_JSON mrpc_finetune-train-arguments...
+    python tests/golden_run.py SPEC_JSON     # [{"out": "curves.json", "arguments": ["mrpc", "loop=torch", ...]}, ...]
 
-It runs in a process of its own so that it is the CPU's fp32 path even on a CUDA host (``CUDA_VISIBLE_DEVICES`` is
+The runs share one process (its imports cost more than a tiny run), each from a clean Accelerate state. That
+process is its own so that it is the CPU's fp32 path even on a CUDA host (``CUDA_VISIBLE_DEVICES`` is
 emptied before torch loads) and on one thread (the same reduction order on any machine). What it records reads only
 the run folder a user gets (``metrics.json`` and the TensorBoard events), never the package's internals, so moving
 code cannot change what the golden test sees.
@@ -53,16 +54,19 @@ def curves(run_dir: Path) -> dict:
 
 def main() -> int:
     import torch
+    from accelerate.state import AcceleratorState, GradientState
 
     from mrpc_finetune.cli import main as cli_main
 
     torch.set_num_threads(1)
-    out, arguments = Path(sys.argv[1]), sys.argv[2:]
-    code = cli_main(["train", *arguments])
-    if code != 0:
-        return code
-    output_dir = next(a.split("=", 1)[1] for a in arguments if a.startswith("output_dir="))
-    out.write_text(json.dumps(curves(Path(output_dir))))
+    for run in json.loads(Path(sys.argv[1]).read_text()):
+        AcceleratorState._reset_state(reset_partial_state=True)  # as a fresh process starts
+        GradientState._reset_state()
+        code = cli_main(["train", *run["arguments"]])
+        if code != 0:
+            return code
+        output_dir = next(a.split("=", 1)[1] for a in run["arguments"] if a.startswith("output_dir="))
+        Path(run["out"]).write_text(json.dumps(curves(Path(output_dir))))
     return 0
 
 

@@ -1,7 +1,7 @@
 """Golden curves: each loop's losses and scores on a fixed small run, against values stored in ``tests/golden``.
 
 A change that moves code must not move a number. Each case trains on the CPU in fp32 on one thread (in a process
-of its own, so a CUDA host runs the same path) and compares, step by step, the training losses, every evaluation's
+of their own, so a CUDA host runs the same path) and compares, step by step, the training losses, every evaluation's
 loss and scores and the final ``metrics.json`` scores with the stored ones. Never times or memory.
 
 To regenerate on purpose (a change that is meant to alter the numbers), then commit the files with the reason:
@@ -109,19 +109,20 @@ def keyword_pairs_dir(tmp_path_factory) -> Path:
     return folder
 
 
-def run_case(overrides: list[str], tmp_path: Path) -> dict:
-    """Train in a fresh process (``golden_run.py``) and return its curves."""
-    out = tmp_path / "curves.json"
+def run_cases(cases: dict[str, list[str]], folder: Path) -> dict[str, dict]:
+    """Train each case (name -> overrides of the ``mrpc`` recipe) in one fresh process (``golden_run.py``);
+    return each case's curves."""
+    spec = [
+        {"out": str(folder / f"{name}.json"), "arguments": ["mrpc", *overrides, f"output_dir={folder / name}"]}
+        for name, overrides in cases.items()
+    ]
+    (folder / "spec.json").write_text(json.dumps(spec))
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
     done = subprocess.run(
-        [sys.executable, str(RUNNER), str(out), "mrpc", *overrides, f"output_dir={tmp_path / 'run'}"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
+        [sys.executable, str(RUNNER), str(folder / "spec.json")], env=env, capture_output=True, text=True, timeout=900
     )
     assert done.returncode == 0, f"golden run failed ({done.returncode}):\n{done.stderr[-3000:]}"
-    return json.loads(out.read_text())
+    return {name: json.loads((folder / f"{name}.json").read_text()) for name in cases}
 
 
 def flatten(curves: dict) -> dict[str, float]:
@@ -188,17 +189,28 @@ def check_against_golden(name: str, overrides: list[str], curves: dict, update: 
     )
 
 
-@pytest.mark.parametrize("loop", ["trainer", "torch", "accelerate"])
-def test_tiny_run_matches_golden(loop, tiny_model_dir, keyword_pairs_dir, tmp_path, request):
-    overrides = [f"loop={loop}", *TINY_RUN]
-    curves = run_case([f"model.name={tiny_model_dir}", f"data.dir={keyword_pairs_dir}", *overrides], tmp_path)
+LOOPS = ["trainer", "torch", "accelerate"]
+
+
+@pytest.fixture(scope="module")
+def tiny_curves(tiny_model_dir, keyword_pairs_dir, tmp_path_factory) -> dict[str, dict]:
+    """The tiny case run by each loop, the three in one process."""
+    data = [f"model.name={tiny_model_dir}", f"data.dir={keyword_pairs_dir}"]
+    return run_cases({loop: [*data, f"loop={loop}", *TINY_RUN] for loop in LOOPS}, tmp_path_factory.mktemp("golden"))
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_tiny_run_matches_golden(loop, tiny_curves, request):
+    curves = tiny_curves[loop]
     assert len(curves["train_loss"]) == 64 and len(curves["evaluations"]) == 4  # the run is the one pinned above
+    overrides = [f"loop={loop}", *TINY_RUN]
     check_against_golden(f"tiny_{loop}", overrides, curves, request.config.getoption("--update-golden"))
 
 
 @pytest.mark.slow
 def test_minilm_on_real_mrpc_matches_golden(minilm_path, shared_mrpc, tmp_path, request):
     overrides = ["loop=trainer", *MINILM_RUN]
-    curves = run_case([f"model.name={minilm_path}", f"data.dir={shared_mrpc}", *overrides], tmp_path)
+    curves = run_cases({"minilm": [f"model.name={minilm_path}", f"data.dir={shared_mrpc}", *overrides]}, tmp_path)
+    curves = curves["minilm"]
     assert len(curves["train_loss"]) == 20 and len(curves["evaluations"]) == 2
     check_against_golden("minilm_mrpc", overrides, curves, request.config.getoption("--update-golden"))

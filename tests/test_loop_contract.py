@@ -243,7 +243,7 @@ def test_provenance_and_model_card(keyword_run, keyword_dir):
     assert "not used for selection" in card.text
 
 
-@pytest.mark.parametrize("loop", one_loop_fast("torch"), indirect=True)
+@pytest.mark.slow  # MLflow's import and store cost seconds; tests/test_trackers.py checks the MLflow backend fast
 def test_mlflow_run_shows_the_recipe_curves_final_metrics_and_model(loop, tiny_overrides, tmp_path, monkeypatch):
     """A real local MLflow store (SQLite) after a real run: the recipe as params, the TensorBoard tags as per-step
     curves, metrics.json's numbers as final metrics, and the model with its card as artifacts."""
@@ -350,7 +350,7 @@ def test_patience_stops_after_evaluations_without_improvement(loop, tiny_model_d
 # --- the best checkpoint follows the metric's direction ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("metric", ["loss", "accuracy"])
+@pytest.mark.parametrize("metric", ["loss", pytest.param("accuracy", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("loop", one_loop_fast("trainer"), indirect=True)
 def test_best_checkpoint_follows_the_metric_direction(loop, metric, tiny_model_dir, keyword_dir, tmp_path):
     extra = [f"eval.metric={metric}", "eval.strategy=steps", "eval.steps=8", "train.max_steps=48"]

@@ -205,6 +205,7 @@ _storage(url, 1)
 """
 
 
+@pytest.mark.slow  # three processes racing to create the tables of a new database
 def test_workers_opening_an_empty_database_at_once_all_get_the_study(tmp_path, postgres):
     """Their CREATE TABLEs race (PostgreSQL: a unique violation in pg_type); the losers open it again."""
     import sqlalchemy

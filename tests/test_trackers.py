@@ -104,6 +104,7 @@ def test_mlflow_records_params_metric_histories_final_metrics_and_model(tmp_path
     assert state["mlflow"] == {"run_id": run.info.run_id, "tracking_uri": sqlite_store}
 
 
+@pytest.mark.slow  # MLflow's default store in a fresh folder, twice
 def test_mlflow_default_store_and_resume_from_another_folder(tmp_path, monkeypatch):
     """No MLFLOW_TRACKING_URI: MLflow's default, ./mlflow.db with artifacts in ./mlruns. A resumed run continues the
     same MLflow run in that store even when started from another folder."""
