@@ -111,3 +111,16 @@ def test_every_subpackage_says_what_it_holds_and_may_import():
     for init in PACKAGE.glob("*/__init__.py"):
         doc = ast.get_docstring(ast.parse(init.read_text())) or ""
         assert "import" in doc and len(doc.splitlines()) >= 2, f"{init.relative_to(PACKAGE.parent)}: docstring"
+
+
+def test_every_loop_a_recipe_accepts_is_a_module_with_main():
+    """``loop=NAME`` runs ``train/NAME_loop.py``'s ``main``: adding a loop is that file and its name in the schema."""
+    import typing
+
+    from mrpc_finetune.recipe.schema import Recipe
+
+    for name in typing.get_args(typing.get_type_hints(Recipe)["loop"]):
+        module = PACKAGE / "train" / f"{name}_loop.py"
+        assert module.is_file(), f"loop={name}: no {module.relative_to(PACKAGE.parent)}"
+        functions = {node.name for node in ast.parse(module.read_text()).body if isinstance(node, ast.FunctionDef)}
+        assert "main" in functions, f"{module.name}: no main(recipe, *, on_evaluate=None)"

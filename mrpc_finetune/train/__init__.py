@@ -15,13 +15,11 @@ def train_with_loop(recipe: Recipe, *, on_evaluate=None) -> dict:
     final one of the best checkpoint), with the evaluation's ``eval_*`` metrics; an exception it raises (e.g.
     ``optuna.TrialPruned``) ends the run there, unfinished (no ``metrics.json``).
     """
+    import importlib
+
     from mrpc_finetune.train.preparation import check_sources
 
     check_sources(recipe)  # fail in a second when offline, before the loops' heavy imports
-    if recipe.loop == "trainer":
-        from mrpc_finetune.train.trainer_loop import main
-    elif recipe.loop == "torch":
-        from mrpc_finetune.train.torch_loop import main
-    else:
-        from mrpc_finetune.train.accelerate_loop import main
-    return main(recipe, on_evaluate=on_evaluate)
+    # loop=NAME runs train/NAME_loop.py's main: a new loop is that file and its name in schema.py's `loop` field.
+    loop = importlib.import_module(f"mrpc_finetune.train.{recipe.loop}_loop")
+    return loop.main(recipe, on_evaluate=on_evaluate)
