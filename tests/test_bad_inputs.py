@@ -275,8 +275,9 @@ def test_half_written_checkpoints_are_never_resumed_from(tmp_path, capsys):
         if state is not None:
             (folder / "trainer_state.json").write_text(state)
     assert run.last_checkpoint() == run.checkpoints / "checkpoint-2"
-    assert rundir.resume_checkpoint(run, recipe) == run.checkpoints / "checkpoint-2"
+    assert rundir.prepare_resume(run, recipe) is None  # every process reads run.last_checkpoint() after it
     assert sorted(p.name for p in run.checkpoints.iterdir()) == ["checkpoint-2"]
+    assert run.last_checkpoint() == run.checkpoints / "checkpoint-2"
     assert "cut off while it was being saved" in capsys.readouterr().err
 
 

@@ -174,13 +174,12 @@ def create(recipe: Recipe) -> RunDir:
     return run
 
 
-def resume_checkpoint(run: RunDir, recipe: Recipe) -> Path | None:
-    """With resume=true, the last complete checkpoint to continue from (None: start from scratch, with a note).
-
-    Checkpoints a killed process left half-written are removed first, so the loop never reads or rotates them.
-    """
+def prepare_resume(run: RunDir, recipe: Recipe) -> None:
+    """With resume=true, on the main process before the others read it: remove the checkpoints a killed process left
+    half-written, so no loop reads or rotates them, and say where the run goes on (``run.last_checkpoint()``, which
+    every process then reads after a barrier), or that it starts from scratch."""
     if not recipe.resume:
-        return None
+        return
     for folder in run.incomplete_checkpoints():
         print(f"note: removing {folder}, a checkpoint cut off while it was being saved", file=sys.stderr)
         shutil.rmtree(folder)
@@ -191,7 +190,6 @@ def resume_checkpoint(run: RunDir, recipe: Recipe) -> Path | None:
         )
     else:
         print(f"resuming from {checkpoint}", file=sys.stderr)
-    return checkpoint
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -209,7 +209,7 @@ def _train_loader(prepared: Prepared, recipe: Recipe, sampler) -> DataLoader:
 def _resume_or_start(recipe: Recipe, run: rundir.RunDir, accelerator) -> LoopState:
     """With resume=true, load the last complete checkpoint in every process; else a new state."""
     if recipe.resume and accelerator.is_main_process:
-        rundir.resume_checkpoint(run, recipe)  # removes checkpoints a kill cut off mid-save; says where it goes on
+        rundir.prepare_resume(run, recipe)  # removes checkpoints a kill cut off mid-save; says where it goes on
     accelerator.wait_for_everyone()
     checkpoint = run.last_checkpoint() if recipe.resume else None
     if checkpoint is None:

@@ -255,7 +255,7 @@ def _save_checkpoint(path: Path, *, model, tokenizer, optimizer, scheduler, scal
 def _resume_or_start(recipe, run, model, optimizer, scheduler, scaler, processes: Processes) -> LoopState:
     """With resume=true, every process loads the last complete checkpoint (its own RNG states); else a new state."""
     if recipe.resume and processes.is_main:
-        rundir.resume_checkpoint(run, recipe)  # removes checkpoints a kill cut off mid-save; says where it goes on
+        rundir.prepare_resume(run, recipe)  # removes checkpoints a kill cut off mid-save; says where it goes on
     processes.wait_for_everyone()
     path = run.last_checkpoint() if recipe.resume else None
     if path is None:

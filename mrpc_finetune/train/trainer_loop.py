@@ -152,7 +152,7 @@ def train_or_resume(trainer: LengthBatchedTrainer, recipe: Recipe, run: rundir.R
     """``trainer.train()``, from the last complete checkpoint with resume=true; a nan or inf loss (or evaluation)
     becomes the one-line stop that names the last good checkpoint."""
     if trainer.is_world_process_zero():
-        rundir.resume_checkpoint(run, recipe)  # removes checkpoints a kill cut off mid-save; says where it goes on
+        rundir.prepare_resume(run, recipe)  # removes checkpoints a kill cut off mid-save; says where it goes on
     trainer.accelerator.wait_for_everyone()
     # Every process reads the cleaned run directory after the barrier, so all resume from the same checkpoint.
     resume_from = run.last_checkpoint() if recipe.resume else None
