@@ -92,3 +92,29 @@ def test_inspect_reads_the_shared_files(name):
     report = json.loads(result.stdout.strip().splitlines()[-1])
     rows = sum(1 for _ in (folder / "train.jsonl").open())
     assert report["rows"] == rows and len(report["first_lengths"]) == 4
+
+
+def test_glue_table_reads_the_experiment_folders(tmp_path):
+    """tools/glue_table.py (make glue's last step): one row per task metric from EXP/<task>/summary.json."""
+    runs = [
+        {"seed": seed, "metrics": {"eval_pearson": p, "eval_spearmanr": s, "wall_seconds": 120.0}}
+        for seed, p, s in [(1, 0.80, 0.79), (2, 0.84, 0.81)]
+    ]
+    (tmp_path / "stsb" / "seed-1").mkdir(parents=True)
+    (tmp_path / "stsb" / "summary.json").write_text(json.dumps({"runs": runs}))
+    recipe = {"train": {"max_steps": -1, "epochs": 3.0}, "eval": {"strategy": "no"}}
+    (tmp_path / "stsb" / "seed-1" / "recipe.json").write_text(json.dumps(recipe))
+    result = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "glue_table.py"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "| stsb | pearson | 1,2 | **0.8200 ± 0.0283** | 0.8000-0.8400 | 2.0 | last step of 3 epochs;" in "\n".join(
+        lines
+    )
+    assert any(line.startswith("| stsb | spearmanr | 1,2 | **0.8000 ± 0.0141**") for line in lines)
+    assert "| cola | not measured |" in result.stdout
+    assert (tmp_path / "glue_table.md").read_text() == result.stdout
