@@ -128,5 +128,19 @@ mlflow:  ## serve the runs logged with train.report_to=[...,mlflow] (./mlflow.db
 bench:  ## padding/throughput/MFU benchmark on real MRPC, DATA=DIR or env MRPC_DATA (see docs/benchmarks.md)
 	$(BIN)/python bench/bench.py --data $(DATA) --steps 60 --repeats 2
 
+# Expected scores on GLUE tasks beside MRPC (docs/benchmarks.md, "GLUE tasks"): GLUE_DATA=DIR holds cola/ sst2/
+# stsb/ rte/ wnli/, each {train,validation}.jsonl. GLUE_SEEDS seeds per task, SST-2 one (67k rows); finished seeds
+# are kept on a rerun. The table: GLUE_EXP/glue_table.md.
+GLUE_DATA  ?=
+GLUE_EXP   ?= runs/glue
+GLUE_TASKS ?= wnli rte cola stsb sst2
+GLUE_SEEDS ?= 3
+.PHONY: glue
+glue:  ## repeat each *_minilm GLUE recipe over GLUE_SEEDS seeds (SST-2: 1) and print one table: make glue GLUE_DATA=DIR
+	@test -n "$(GLUE_DATA)" || { echo "error: make glue needs GLUE_DATA=DIR, the folder of cola/ sst2/ stsb/ rte/ wnli/" >&2; exit 2; }
+	@set -e; for task in $(GLUE_TASKS); do seeds=$(GLUE_SEEDS); [ $$task != sst2 ] || seeds=1; \
+	  $(BIN)/mrpc-finetune repeat $${task}_minilm --seeds $$seeds --output-dir $(GLUE_EXP)/$$task data.dir=$(abspath $(GLUE_DATA))/$$task; done
+	$(BIN)/python tools/glue_table.py $(GLUE_EXP) --data $(GLUE_DATA)
+
 clean:  ## build and test leftovers; never runs/ (trained models) nor wheelhouse/
 	rm -rf bench/out build .pytest_cache .ruff_cache

