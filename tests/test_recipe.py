@@ -34,7 +34,11 @@ def test_every_recipe_becomes_training_arguments(name, tmp_path):
     assert args.learning_rate == recipe.train.lr
     assert args.per_device_train_batch_size == recipe.train.batch_size
     assert args.train_sampling_strategy == recipe.train.sampler
-    assert args.eval_strategy == "epoch" and args.save_strategy == "epoch" and args.load_best_model_at_end
+    # Each recipe's evaluation strategy reaches the Trainer: evaluate, save and keep the best checkpoint on it, or
+    # (eval.strategy=no, the *_minilm GLUE recipes: the dev split chooses nothing) neither evaluate nor save.
+    evaluates = recipe.eval.strategy != "no"
+    assert args.eval_strategy == recipe.eval.strategy and args.save_strategy == recipe.eval.strategy
+    assert args.load_best_model_at_end == evaluates
     precision = select_precision(recipe.train.precision)  # fp32 on a CPU, bf16 or fp16 on a CUDA host
     assert (args.bf16, args.fp16) == (precision == "bf16", precision == "fp16")
     assert args.report_to in ("none", [], ["none"])
