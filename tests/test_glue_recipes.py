@@ -77,6 +77,7 @@ def test_every_minilm_glue_recipe_is_listed():
     assert found == set(RECIPES)
 
 
+@pytest.mark.slow  # real GLUE files, tokenized: about 10 s each
 @pytest.mark.parametrize("name", ["rte_minilm", "wnli_minilm"])  # the small ones: inspect tokenizes every split
 def test_inspect_reads_the_shared_files(name):
     task, _ = RECIPES[name]
