@@ -1,12 +1,23 @@
-"""Precision and padding chosen from the hardware: bf16 where the GPU supports it, else fp16 on CUDA, fp32 on CPU."""
+"""Precision and padding chosen from the hardware: bf16 where the GPU supports it, else fp16 on CUDA, fp32 on CPU.
+
+On a CPU, bf16 runs in every loop and fp16 in the torch loop (autocast + ``torch.amp.GradScaler("cpu")``), to check
+those paths where no GPU is at hand; ``auto`` still picks fp32 there.
+"""
 
 from __future__ import annotations
 
 from mrpc_finetune.errors import UserError
 
+CPU_FP16_LOOPS = ("torch",)
+"""Loops that run fp16 on a CPU. Accelerate 1.15 (which the Trainer runs on too) makes no autocast and no
+``GradScaler`` for fp16 on a CPU (``Accelerator.__init__``: ``mixed_precision == "fp16" and device.type != "cpu"``),
+so those loops would train in fp32 under an fp16 label: they refuse instead."""
 
-def select_precision(requested: str, cuda_available: bool | None = None, bf16_supported: bool | None = None) -> str:
-    """Resolve ``train.precision`` (auto, bf16, fp16, fp32) to what this machine will run."""
+
+def select_precision(
+    requested: str, cuda_available: bool | None = None, bf16_supported: bool | None = None, loop: str | None = None
+) -> str:
+    """Resolve ``train.precision`` (auto, bf16, fp16, fp32) to what this machine will run in ``loop``."""
     import torch
 
     cuda = torch.cuda.is_available() if cuda_available is None else cuda_available
@@ -15,9 +26,25 @@ def select_precision(requested: str, cuda_available: bool | None = None, bf16_su
             return "fp32"
         bf16 = torch.cuda.is_bf16_supported() if bf16_supported is None else bf16_supported
         return "bf16" if bf16 else "fp16"
-    if requested in ("bf16", "fp16") and not cuda:
-        raise UserError(f"train.precision={requested} needs a CUDA GPU; none is visible (use precision=auto or fp32)")
+    if requested == "fp16" and not cuda and loop is not None and loop not in CPU_FP16_LOOPS:
+        raise UserError(
+            f"train.precision=fp16 with loop={loop} on a CPU: Accelerate runs fp16 autocast and its GradScaler only on "
+            "a GPU, so this would train in fp32; use loop=torch (fp16 autocast + GradScaler on the CPU) or bf16"
+        )
     return requested
+
+
+def cpu_precision_note(precision: str, cuda_available: bool | None = None) -> str | None:
+    """The line a bf16/fp16 run on a CPU prints: it checks the mixed-precision path; it is not there for speed."""
+    import torch
+
+    cuda = torch.cuda.is_available() if cuda_available is None else cuda_available
+    if cuda or precision not in ("bf16", "fp16"):
+        return None
+    return (
+        f"note: train.precision={precision} on a CPU runs the {precision} autocast path to check it, not for speed: "
+        "a CPU without bf16/fp16 matrix units computes it more slowly than fp32"
+    )
 
 
 def use_tf32(cuda_available: bool | None = None, capability: tuple[int, int] | None = None) -> bool:

@@ -170,3 +170,47 @@ def pytest_addoption(parser):
         action="store_true",
         help="rewrite tests/golden/*.json from this run, printing the stored and new values side by side",
     )
+
+
+def keyword_rows(n: int, seed: int) -> list[dict]:
+    """SST-2-schema rows whose label is a keyword's sentiment, hidden among filler words: learnable in seconds."""
+    filler = [
+        "the",
+        "a",
+        "movie",
+        "film",
+        "story",
+        "plot",
+        "actors",
+        "scenes",
+        "was",
+        "is",
+        "it",
+        "this",
+        "that",
+        "with",
+        "and",
+        "of",
+        "on",
+    ]
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = i % 2
+        words = [rng.choice(filler) for _ in range(rng.randint(4, 10))]
+        keyword = rng.choice(["excellent", "wonderful"] if label else ["terrible", "awful"])
+        words.insert(rng.randrange(len(words) + 1), keyword)
+        rows.append({"sentence": " ".join(words), "label": label, "idx": i})
+    return rows
+
+
+@pytest.fixture(scope="module")
+def keyword_dir(tmp_path_factory) -> Path:
+    """train (96 rows), validation (40) and a labelled test split: validation with every label flipped, so a model
+    scores 1 - accuracy on it, and picking checkpoints by it would pick the worst."""
+    folder = tmp_path_factory.mktemp("keyword")
+    validation = keyword_rows(40, seed=2)
+    write_jsonl(folder / "train.jsonl", keyword_rows(96, seed=1))
+    write_jsonl(folder / "validation.jsonl", validation)
+    write_jsonl(folder / "test.jsonl", [{**row, "label": 1 - row["label"]} for row in validation])
+    return folder

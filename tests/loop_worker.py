@@ -2,7 +2,10 @@
 SIGKILL this process when the evaluation at step N is reported, i.e. after every earlier checkpoint was written and
 before checkpoint-N is, as a power cut or the OOM killer would: no exception, no clean-up, nothing flushed.
 
-python tests/loop_worker.py [--kill-at-step N] RECIPE KEY=VALUE ...
+python tests/loop_worker.py [--kill-at-step N] [--scaler-growth-interval K] RECIPE KEY=VALUE ...
+
+``--scaler-growth-interval K``: fp16's GradScaler doubles its scale every K steps without overflow (torch's default
+is 2000), so that a short run's scaler state changes and a resume that lost it would show.
 """
 
 import argparse
@@ -16,9 +19,18 @@ from mrpc_finetune.train import train_with_loop
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--kill-at-step", type=int, default=None)
+parser.add_argument("--scaler-growth-interval", type=int, default=None)
 parser.add_argument("recipe")
 parser.add_argument("overrides", nargs="*")
 args = parser.parse_args()
+
+if args.scaler_growth_interval:
+    original_init = torch.amp.GradScaler.__init__
+
+    def scaler_init(self, *positional, **kwargs):
+        original_init(self, *positional, **{**kwargs, "growth_interval": args.scaler_growth_interval})
+
+    torch.amp.GradScaler.__init__ = scaler_init
 
 torch.use_deterministic_algorithms(True)  # the resumed run must retrace the unbroken one exactly, on CUDA too
 

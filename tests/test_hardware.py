@@ -3,7 +3,7 @@
 import pytest
 
 from mrpc_finetune.errors import UserError
-from mrpc_finetune.hardware import pad_to_multiple_of, select_precision, use_tf32
+from mrpc_finetune.hardware import cpu_precision_note, pad_to_multiple_of, select_precision, use_tf32
 
 
 def test_auto_precision_per_hardware():
@@ -13,9 +13,22 @@ def test_auto_precision_per_hardware():
     assert select_precision("fp32", cuda_available=True) == "fp32"
 
 
-def test_mixed_precision_without_gpu_is_an_error():
-    with pytest.raises(UserError, match="train.precision=bf16 needs a CUDA GPU"):
-        select_precision("bf16", cuda_available=False)
+def test_mixed_precision_on_a_cpu_runs_where_the_loop_can():
+    """bf16 in every loop and fp16 in the torch loop run on a CPU (to check the path); fp16 in the loops built on
+    Accelerate, which has no CPU fp16, is refused with the reason. ``auto`` still picks fp32 on a CPU."""
+    for loop in ("trainer", "torch", "accelerate", None):
+        assert select_precision("bf16", cuda_available=False, loop=loop) == "bf16"
+    assert select_precision("fp16", cuda_available=False, loop="torch") == "fp16"
+    for loop in ("trainer", "accelerate"):
+        with pytest.raises(UserError, match=f"fp16 with loop={loop} on a CPU: Accelerate runs fp16 .* only on a GPU"):
+            select_precision("fp16", cuda_available=False, loop=loop)
+        assert select_precision("fp16", cuda_available=True, loop=loop) == "fp16"
+
+
+def test_a_cpu_run_under_mixed_precision_says_what_it_is_for():
+    assert "not for speed" in cpu_precision_note("bf16", cuda_available=False)
+    assert cpu_precision_note("bf16", cuda_available=True) is None
+    assert cpu_precision_note("fp32", cuda_available=False) is None
 
 
 def test_tf32_from_ampere_on():
@@ -51,13 +64,13 @@ def test_training_arguments_under_mixed_precision(monkeypatch, tmp_path, precisi
 
 
 @pytest.mark.parametrize(("precision", "multiple"), [("bf16", 8), ("fp16", 8), ("fp32", None)])
-def test_pipeline_pads_to_multiple_of_8_under_mixed_precision(monkeypatch, tiny_overrides, precision, multiple):
-    from mrpc_finetune import hardware
+def test_pipeline_pads_to_multiple_of_8_under_mixed_precision(tiny_overrides, precision, multiple):
     from mrpc_finetune.recipe import load_recipe
     from mrpc_finetune.train.preparation import prepare
 
-    monkeypatch.setattr(hardware, "select_precision", lambda requested: precision)
-    prepared = prepare(load_recipe("mrpc_minilm", tiny_overrides), with_model=False)
+    # the torch loop runs all three precisions on a CPU and on a GPU alike
+    overrides = [*tiny_overrides, f"train.precision={precision}", "loop=torch"]
+    prepared = prepare(load_recipe("mrpc_minilm", overrides), with_model=False)
     assert prepared.precision == precision and prepared.collator.pad_to_multiple_of == multiple
     train = prepared.splits["train"]
     width = prepared.collator([train[i] for i in range(5)])["input_ids"].shape[1]

@@ -62,50 +62,6 @@ def loop(request):
     reset_accelerate_state()
 
 
-def keyword_rows(n: int, seed: int) -> list[dict]:
-    """SST-2-schema rows whose label is a keyword's sentiment, hidden among filler words: learnable in seconds."""
-    filler = [
-        "the",
-        "a",
-        "movie",
-        "film",
-        "story",
-        "plot",
-        "actors",
-        "scenes",
-        "was",
-        "is",
-        "it",
-        "this",
-        "that",
-        "with",
-        "and",
-        "of",
-        "on",
-    ]
-    rng = random.Random(seed)
-    rows = []
-    for i in range(n):
-        label = i % 2
-        words = [rng.choice(filler) for _ in range(rng.randint(4, 10))]
-        keyword = rng.choice(["excellent", "wonderful"] if label else ["terrible", "awful"])
-        words.insert(rng.randrange(len(words) + 1), keyword)
-        rows.append({"sentence": " ".join(words), "label": label, "idx": i})
-    return rows
-
-
-@pytest.fixture(scope="module")
-def keyword_dir(tmp_path_factory) -> Path:
-    """train (96 rows), validation (40) and a labelled test split: validation with every label flipped, so a model
-    scores 1 - accuracy on it, and picking checkpoints by it would pick the worst."""
-    folder = tmp_path_factory.mktemp("keyword")
-    validation = keyword_rows(40, seed=2)
-    write_jsonl(folder / "train.jsonl", keyword_rows(96, seed=1))
-    write_jsonl(folder / "validation.jsonl", validation)
-    write_jsonl(folder / "test.jsonl", [{**row, "label": 1 - row["label"]} for row in validation])
-    return folder
-
-
 def keyword_recipe(loop: str, model_dir: Path, data_dir: Path, out: Path, *extra: str):
     return load_recipe(
         "sst2",
@@ -378,46 +334,53 @@ def test_a_limit_of_one_checkpoint_ends_with_the_best_alone(loop, tiny_model_dir
 # --- a killed run resumes to the unbroken result ---------------------------------------------------------------
 
 
-@pytest.mark.slow  # a SIGKILLed subprocess and two more runs, per loop
-def test_sigkill_then_resume_ends_like_an_unbroken_run(loop, tiny_overrides, tmp_path):
+MIXED_PRECISION = {"trainer": "bf16", "torch": "fp16", "accelerate": "bf16"}
+"""What each loop runs under mixed precision on a CPU as on a GPU (the torch loop's fp16 has a GradScaler to keep)."""
+
+
+@pytest.mark.slow  # a SIGKILLed subprocess and two more runs, per loop and precision
+@pytest.mark.parametrize("mixed", [False, True], ids=["fp32", "mixed"])
+def test_sigkill_then_resume_ends_like_an_unbroken_run(loop, mixed, tiny_overrides, tmp_path):
     """Killed (SIGKILL) when evaluating step 6, i.e. mid-epoch with checkpoint-3 complete; dropout on, gradient
-    accumulation on. The resumed run ends with the unbroken run's weights, losses and metrics."""
+    accumulation on. The resumed run ends with the unbroken run's weights, losses and metrics. Under fp16 the
+    GradScaler grows its scale every 2 steps, so a resume that lost the scaler's state ends with another scale."""
     common = [o for o in tiny_overrides if not o.startswith("output_dir=")]
     # 64 rows / batch 8 = 8 micro-batches, 4 optimizer steps per epoch; evaluations at 3, 6, 9, 10.
     common += [f"loop={loop}", "train.grad_accum=2", "train.max_steps=10", "eval.strategy=steps", "eval.steps=3"]
+    precision = MIXED_PRECISION[loop] if mixed else "fp32"
+    common.append(f"train.precision={precision}")
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "CUBLAS_WORKSPACE_CONFIG": ":4096:8"}
 
-    def worker(out: Path, *extra: str) -> subprocess.CompletedProcess:
-        command = [sys.executable, str(REPO / "tests" / "loop_worker.py"), *extra, "mrpc_minilm", *common]
-        return subprocess.run([*command, f"output_dir={out}"], env=env, capture_output=True, text=True, timeout=300)
+    def worker(recipe: str, *overrides: str, kill: list[str] = ()) -> subprocess.CompletedProcess:
+        command = [sys.executable, str(REPO / "tests" / "loop_worker.py"), "--scaler-growth-interval", "2", *kill]
+        return subprocess.run([*command, recipe, *overrides], env=env, capture_output=True, text=True, timeout=300)
 
     unbroken, killed = tmp_path / "unbroken", tmp_path / "killed"
-    assert worker(unbroken).returncode == 0
-    result = worker(killed, "--kill-at-step", "6")
+    assert worker("mrpc_minilm", *common, f"output_dir={unbroken}").returncode == 0
+    result = worker("mrpc_minilm", *common, f"output_dir={killed}", kill=["--kill-at-step", "6"])
     assert result.returncode == -9, result.stderr[-3000:]  # SIGKILL
     assert rundir.RunDir(killed).last_checkpoint().name == "checkpoint-3"
     assert not (killed / "metrics.json").exists()
     resumed_from = weights(killed / "checkpoints" / "checkpoint-3")
-    result = subprocess.run(
-        [sys.executable, "-m", "mrpc_finetune", "train", str(killed), "resume=true"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = worker(str(killed), "resume=true")  # as `mrpc-finetune train RUN resume=true`
     assert result.returncode == 0, result.stderr[-3000:]
     assert "resuming from" in result.stderr and "checkpoint-3" in result.stderr
 
     want, got = (json.loads((run / "metrics.json").read_text()) for run in (unbroken, killed))
     assert got["global_step"] == want["global_step"] == 10
+    assert got["precision"] == want["precision"] == precision
     for key in ("train_loss", "eval_loss", "eval_accuracy"):
-        assert got[key] == pytest.approx(want[key], rel=CLOSE), key
+        assert got[key] == pytest.approx(want[key], rel=CLOSE if precision == "fp32" else 2e-2), key
     final = "checkpoints/checkpoint-10"
     a, b = weights(unbroken / final), weights(killed / final)
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(b[key], a[key], rtol=0, atol=1e-6 if ON_CPU else 1e-3, msg=key)
     assert any(not torch.equal(resumed_from[k], a[k]) for k in a)  # resumed from checkpoint-3, then trained on
+    if precision == "fp16":
+        scales = [torch.load(run / final / "scaler.pt", weights_only=True) for run in (unbroken, killed)]
+        assert scales[0]["scale"] == scales[1]["scale"] > 2.0**16  # grown from torch's 2^16 start, and kept
+        assert scales[0]["_growth_tracker"] == scales[1]["_growth_tracker"]
 
 
 # --- task shapes: regression, two dev splits --------------------------------------------------------------------

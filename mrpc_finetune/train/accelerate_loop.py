@@ -28,6 +28,7 @@ from mrpc_finetune.run.trackers import open_trackers, recipe_params
 from mrpc_finetune.train import guards, loop_parts, loop_sequence
 from mrpc_finetune.train.loop_parts import LoopState, StepPlan
 from mrpc_finetune.train.loop_sequence import LoopRun
+from mrpc_finetune.train.precision import PrecisionProbe
 from mrpc_finetune.train.preparation import Prepared, prepare_run
 
 MIXED_precision = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
@@ -56,7 +57,7 @@ def train(recipe: Recipe, on_evaluate=None):
         is_main=process.is_main_process,
         wait_for_everyone=process.wait_for_everyone,
     )
-    precision = prepared.precision if process.device.type == "cuda" else "fp32"  # `accelerate launch --cpu`
+    precision = prepared.precision  # bf16 autocast runs on a CPU too; fp16 there was refused (hardware.py)
     if process.device.type == "cuda":
         loop_parts.enable_tf32_if_supported()
     accelerator = Accelerator(
@@ -101,6 +102,7 @@ def train(recipe: Recipe, on_evaluate=None):
         is_main=accelerator.is_main_process,
         wait_for_everyone=accelerator.wait_for_everyone,
         on_evaluate=on_evaluate,
+        probe=PrecisionProbe(unwrapped),
     )
     with trackers:  # closed as FINISHED, or as FAILED / KILLED when an exception leaves the block
         trackers.log_params(recipe_params(recipe))
@@ -166,7 +168,14 @@ def _train(loop: LoopRun, accelerator, model, sampler, train_loader, optimizer, 
                 state.finish_step(accelerator.reduce(step_loss, reduction="mean").item())
                 step_loss.zero_()
                 progress.update(1)
-                loop_sequence.log_training_step(loop, learning_rate=learning_rate, grad_norm=grad_norm)
+                scaler = accelerator.scaler  # fp16 on a GPU: Accelerate's GradScaler, and its skipped steps
+                loop_sequence.log_training_step(
+                    loop,
+                    learning_rate=learning_rate,
+                    grad_norm=grad_norm,
+                    loss_scale=scaler.get_scale() if scaler is not None else None,
+                    skipped=accelerator.optimizer_step_was_skipped,
+                )
                 evaluated = loop_sequence.evaluation_due(loop)
                 if evaluated:
                     metrics = _evaluate(accelerator, model, loop.eval_sets, loop.task)

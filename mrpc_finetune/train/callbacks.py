@@ -3,6 +3,7 @@ from __future__ import annotations
 from transformers import TrainerCallback
 
 from mrpc_finetune.train import guards, loop_sequence
+from mrpc_finetune.train.precision import PrecisionProbe
 
 
 class LogAtEachSaveAndEnd(TrainerCallback):
@@ -80,3 +81,18 @@ class EvaluationHook(TrainerCallback):
         if all(f"{prefix}_loss" in self.pending for prefix in self.prefixes):
             metrics, self.pending = self.pending, {}
             self.report(metrics, state.global_step)
+
+
+class ConfirmPrecision(TrainerCallback):
+    """After the first training step, ``ran`` is the precision the forward pass used (``train/precision.py``); the
+    run stops with one line if that is not the one asked for, rather than label fp32 training bf16 or fp16."""
+
+    def __init__(self, asked: str):
+        self.ran, self.probe = asked, None
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self.probe = PrecisionProbe(model)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.probe is not None and self.probe.pending:
+            self.ran = self.probe.confirm(self.ran, "trainer")

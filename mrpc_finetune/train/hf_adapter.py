@@ -36,6 +36,13 @@ class LengthBatchedTrainer(Trainer):
             self.optimizer = self.optimizer_factory(self.model if model is None else model)
         return super().create_optimizer(model)
 
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Training log lines carry fp16's loss scale, as the other loops log it (Accelerate's GradScaler)."""
+        scaler = getattr(self.accelerator, "scaler", None)
+        if scaler is not None and "loss" in logs:
+            logs = {**logs, "loss_scale": scaler.get_scale()}
+        super().log(logs, start_time)
+
     def _get_train_sampler(self, train_dataset=None):
         dataset = self.train_dataset if train_dataset is None else train_dataset
         if self.args.train_sampling_strategy != "group_by_length" or not _has_input_ids(dataset):

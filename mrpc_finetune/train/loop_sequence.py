@@ -34,6 +34,7 @@ from mrpc_finetune.train.loop_parts import (
     logs_now,
     rotate_checkpoints,
 )
+from mrpc_finetune.train.precision import PrecisionProbe, report_skipped_step
 from mrpc_finetune.train.preparation import best_metric_name, finish_run, greater_is_better
 
 
@@ -75,6 +76,8 @@ class LoopRun:
     is_main: bool = True
     wait_for_everyone: Callable[[], None] = lambda: None
     on_evaluate: Callable[[dict[str, Any], int], None] | None = None
+    probe: PrecisionProbe | None = None
+    """Reads the precision of the first training step; ``precision`` becomes what it saw (train/precision.py)."""
 
 
 def progress_bar(loop: LoopRun):
@@ -85,13 +88,18 @@ def progress_bar(loop: LoopRun):
     return tqdm(total=total, initial=done, desc=f"train ({loop.name} loop)", unit="step", disable=not loop.is_main)
 
 
-def log_training_step(loop: LoopRun, *, learning_rate: float, grad_norm: float | None) -> None:
-    """The step's mean loss, learning rate and gradient norm to the trackers: the first step, every
-    ``train.logging_steps`` and the last, like the Trainer."""
+def log_training_step(loop: LoopRun, *, learning_rate, grad_norm, loss_scale=None, skipped=False) -> None:
+    """The step's mean loss, learning rate and gradient norm (under fp16 the loss scale) to the trackers: the first
+    step, every ``train.logging_steps`` and the last, like the Trainer; a step fp16's scaler ``skipped`` is said."""
     state, plan = loop.state, loop.plan
     step = state.global_step
+    if loop.probe is not None and loop.probe.pending:
+        loop.precision = loop.probe.confirm(loop.precision, loop.name)
+    if skipped:
+        report_skipped_step(loop.trackers, step, loss_scale, loop.is_main)
     if logs_now(loop.recipe.train, step, step >= plan.total_steps):
-        loop.trackers.log(tensorboard_scalars(state.train_logs(plan, learning_rate, grad_norm)), step)
+        logs = state.train_logs(plan, learning_rate, grad_norm)
+        loop.trackers.log(tensorboard_scalars(logs if loss_scale is None else {**logs, "loss_scale": loss_scale}), step)
 
 
 def evaluation_due(loop: LoopRun) -> bool:
@@ -241,9 +249,8 @@ def evaluate_model(
     """The evaluation loop: ``model.eval()``, then under ``torch.no_grad()`` each batch's logits (in ``autocast``, as
     in training), this process's share gathered from every process, logits -> predictions -> the task's metrics and
     loss (``compute_metrics``), with speed and row count of every set keyed like the Trainer's; back to train mode.
-
-    ``gather`` collects a value from every process (one list entry each): each process scores its share, the
-    shares are gathered, and every process computes the same metrics over all rows.
+    ``gather`` collects a value from every process (one list entry each): each process scores its share, the shares
+    are gathered, and every process computes the same metrics over all rows.
     """
     metrics: dict[str, Any] = {}
     was_training = model.training

@@ -6,6 +6,7 @@ All checks of recipe, data and model run here, before a run directory exists, so
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,8 @@ def prepare(recipe: Recipe, with_model: bool = True) -> Prepared:
     from transformers import set_seed
 
     precision, tokenizer, task, raw, labelled_tests = _checked_inputs(recipe, check_model_files=with_model)
+    if with_model and (note := hardware.cpu_precision_note(precision)):
+        print(note, file=sys.stderr)
     if recipe.data.swap_pairs:
         raw["train"] = loading.with_swapped_pairs(raw["train"], task)
     splits = loading.tokenize_splits(raw, tokenizer, task, recipe.data)
@@ -67,7 +70,7 @@ def checked_task(recipe: Recipe) -> TaskSpec:
 
 def _checked_inputs(recipe: Recipe, check_model_files: bool):
     """Precision, tokenizer, task, raw splits and labelled test splits, every input checked on the way."""
-    precision = hardware.select_precision(recipe.train.precision)
+    precision = hardware.select_precision(recipe.train.precision, loop=recipe.loop)
     models.warn_if_remote_code(recipe.model)
     check_sources(recipe)
     tokenizer = models.load_tokenizer(recipe.model)

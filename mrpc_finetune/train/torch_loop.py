@@ -29,6 +29,7 @@ from mrpc_finetune.run.trackers import open_trackers, recipe_params
 from mrpc_finetune.train import guards, loop_parts, loop_sequence
 from mrpc_finetune.train.loop_parts import LoopState, Processes, StepPlan
 from mrpc_finetune.train.loop_sequence import LoopRun
+from mrpc_finetune.train.precision import PrecisionProbe
 from mrpc_finetune.train.preparation import Prepared, prepare_run
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -82,6 +83,7 @@ def main(recipe: Recipe, *, on_evaluate=None) -> dict:
         is_main=processes.is_main,
         wait_for_everyone=processes.wait_for_everyone,
         on_evaluate=on_evaluate,
+        probe=PrecisionProbe(model),
     )
     with trackers:  # closed as FINISHED, or as FAILED / KILLED when an exception leaves the block
         trackers.log_params(recipe_params(recipe))
@@ -144,13 +146,20 @@ def _train(
                 scale_before = scaler.get_scale()
                 scaler.step(optimizer)
                 scaler.update()
-                if scaler.get_scale() >= scale_before:  # a lowered scale means fp16 overflow: the step was skipped
+                skipped = scaler.get_scale() < scale_before  # a lowered scale means fp16 overflow: no update was made
+                if not skipped:
                     scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 state.finish_step(processes.mean(step_loss))
                 step_loss = 0.0
                 progress.update(1)
-                loop_sequence.log_training_step(loop, learning_rate=learning_rate, grad_norm=grad_norm)
+                loop_sequence.log_training_step(
+                    loop,
+                    learning_rate=learning_rate,
+                    grad_norm=grad_norm,
+                    loss_scale=scaler.get_scale() if scaler.is_enabled() else None,
+                    skipped=skipped,
+                )
                 evaluated = loop_sequence.evaluation_due(loop)
                 if evaluated:
                     metrics = _evaluate(model, loop.eval_sets, prepared, processes, autocast)
@@ -203,7 +212,8 @@ def _distributed(model, processes: Processes):
 
 
 def _autocast(device: torch.device, precision: str):
-    """A context factory: bf16/fp16 autocast on CUDA for the forward pass, nothing under fp32."""
+    """A context factory: bf16/fp16 autocast for the forward pass (on the GPU, or on the CPU to check the path),
+    nothing under fp32."""
     if precision not in AUTOCAST_DTYPES:
         return contextlib.nullcontext
     return partial(torch.autocast, device_type=device.type, dtype=AUTOCAST_DTYPES[precision])

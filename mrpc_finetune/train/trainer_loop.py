@@ -27,6 +27,7 @@ from mrpc_finetune.run import rundir
 from mrpc_finetune.run.trackers import open_trackers, recipe_params
 from mrpc_finetune.train import guards, loop_parts, loop_sequence
 from mrpc_finetune.train.callbacks import (
+    ConfirmPrecision,
     EvaluationHook,
     LogAtEachSaveAndEnd,
     StopOnNonFiniteLoss,
@@ -61,7 +62,8 @@ def main(recipe: Recipe, *, on_evaluate=None) -> dict:
     #    (the AdamW every loop builds, layer-wise rates included), and callbacks: the run's trackers, a stop on a nan
     #    loss, a log line at every save, early stopping with eval.patience, and on_evaluate.
     trackers = open_trackers(recipe, run.root, enabled=args.process_index == 0)
-    callbacks = [TrackersCallback(trackers), StopOnNonFiniteLoss(recipe.train.lr), LogAtEachSaveAndEnd()]
+    precision = ConfirmPrecision(prepared.precision)  # what the forward pass ran in, for metrics.json
+    callbacks = [TrackersCallback(trackers), StopOnNonFiniteLoss(recipe.train.lr), LogAtEachSaveAndEnd(), precision]
     if recipe.eval.patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=recipe.eval.patience))
     # A classification head returns the mean loss of its batch. Its forward takes **kwargs, so the Trainer would
@@ -95,7 +97,7 @@ def main(recipe: Recipe, *, on_evaluate=None) -> dict:
                 trainer.remove_callback(callback)
         metrics = evaluate_best(trainer, prepared)
         train_runtime = train_output.metrics["train_runtime"]
-        metrics.update(run_figures(trainer, recipe, prepared, train_runtime=train_runtime, started=started))
+        metrics.update(run_figures(trainer, recipe, precision.ran, train_runtime=train_runtime, started=started))
         # 7. The main process saves RUN/model with its model card, then metrics.json (the run is complete).
         if trainer.is_world_process_zero():
             finish_run(
@@ -178,13 +180,13 @@ def evaluate_best(trainer: LengthBatchedTrainer, prepared: Prepared) -> dict:
 
 
 def run_figures(
-    trainer: LengthBatchedTrainer, recipe: Recipe, prepared: Prepared, *, train_runtime: float, started: float
+    trainer: LengthBatchedTrainer, recipe: Recipe, precision: str, *, train_runtime: float, started: float
 ) -> dict:
     """What ``metrics.json`` says about the run beside the scores, the same keys as the other loops write."""
     state = trainer.state
     return loop_sequence.run_figures(
         loop="trainer",
-        precision=prepared.precision,
+        precision=precision,
         num_processes=trainer.args.world_size,
         batch_size=recipe.train.batch_size,
         grad_accum=recipe.train.grad_accum,
