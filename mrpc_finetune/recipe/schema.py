@@ -125,7 +125,8 @@ class TrainConfig:
     50 batches), met in a random order that changes every epoch, so padding nearly vanishes; ``random``: plain
     shuffling with dynamic padding, the reference workflow."""
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
-    """``auto`` picks bf16 on GPUs that support it, else fp16 on CUDA, and fp32 on CPU."""
+    """``auto`` picks bf16 on GPUs that support it, else fp16 on CUDA, and fp32 on CPU. On a CPU, ``bf16`` runs in
+    every loop and ``fp16`` in ``loop=torch`` (to check those paths, not for speed; docs/loops.md)."""
     logging_steps: int = 10
     """Optimizer steps between TensorBoard loss / learning-rate points."""
     num_workers: int = 0
