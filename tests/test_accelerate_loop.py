@@ -12,12 +12,14 @@ import numpy as np
 import pytest
 import torch
 
+from mrpc_finetune.cli import main as cli_main
 from mrpc_finetune.data import batching, loading
 from mrpc_finetune.inference.evaluation import evaluate_run, load_run_model
 from mrpc_finetune.inference.logits import predict_logits
 from mrpc_finetune.recipe import load_recipe
 from mrpc_finetune.recipe.tasks import get_task
 from mrpc_finetune.run import rundir
+from mrpc_finetune.train import accelerate_loop
 
 from .conftest import REPO, free_port, mrpc_rows, write_jsonl
 
@@ -37,6 +39,19 @@ def fresh_accelerate_state():
     reset_accelerate_state()
     yield
     reset_accelerate_state()
+
+
+def test_fsdp_on_a_cpu_stops_before_any_run(monkeypatch, capsys, tiny_overrides, tmp_path):
+    """Accelerate shards with FSDP on accelerators only: on a CPU, `accelerate launch --use_fsdp` would stop in
+    Accelerator() with a run folder left behind, or train unsharded DDP and say nothing (docs/loops.md)."""
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")  # what `accelerate launch --use_fsdp` sets in each process
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "true")  # the CPU case on a CUDA host as well
+    capsys.readouterr()
+    code = cli_main(["train", "mrpc_minilm", "loop=accelerate", *tiny_overrides])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: FSDP (accelerate launch --use_fsdp") and err.count("\n") == 1, err
+    assert not (tmp_path / "run").exists()
+    accelerate_loop._refuse_fsdp_on_cpu(cpu=False)  # GPUs: FSDP goes ahead
 
 
 @pytest.mark.slow  # accelerate launch: two processes

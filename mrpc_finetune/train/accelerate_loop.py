@@ -21,6 +21,7 @@ from accelerate import Accelerator, PartialState
 from accelerate.utils import DistributedType, gather_object, parse_flag_from_env
 from torch.utils.data import DataLoader
 
+from mrpc_finetune.errors import UserError
 from mrpc_finetune.metrics import compute_metrics_fn
 from mrpc_finetune.recipe.schema import Recipe
 from mrpc_finetune.run import rundir
@@ -48,6 +49,7 @@ def train(recipe: Recipe, on_evaluate=None):
     started = time.perf_counter()
     # Without a GPU, Accelerate forms a (gloo) process group only when told it runs on CPU.
     cpu = parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available()
+    _refuse_fsdp_on_cpu(cpu)
     process = PartialState(cpu=cpu)  # joins the process group under accelerate launch / torchrun
     _warn_single_cpu_process(process)
     # Check and load everything before the run directory exists, so bad input leaves nothing behind.
@@ -235,6 +237,16 @@ def _warn_single_cpu_process(process) -> None:
             "warning: `accelerate launch --cpu` started a single process; for several CPU processes use "
             "`accelerate launch --multi_gpu --num_processes N ...` or `torchrun --nproc_per_node N ...`",
             file=sys.stderr,
+        )
+
+
+def _refuse_fsdp_on_cpu(cpu: bool) -> None:
+    """Accelerate (1.15) turns FSDP on for GPUs and other accelerators only: on a CPU `--use_fsdp` either stops in
+    ``Accelerator()``, after the run directory exists, or trains plain DDP unsharded and says nothing (docs/loops.md)."""
+    if cpu and parse_flag_from_env("ACCELERATE_USE_FSDP"):
+        raise UserError(
+            "FSDP (accelerate launch --use_fsdp, ACCELERATE_USE_FSDP=true) needs GPUs: Accelerate does not shard on "
+            "a CPU; launch without FSDP (`accelerate launch --multi_gpu --num_processes N`) or on GPUs"
         )
 
 
