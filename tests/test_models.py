@@ -71,7 +71,7 @@ def test_a_training_run_probes_the_hub_once(tiny_overrides, monkeypatch, one_tor
     from mrpc_finetune.recipe import load_recipe
     from mrpc_finetune.train import train_with_loop
 
-    local_rows = loading.load_task_and_splits(load_recipe("mrpc_minilm", tiny_overrides).data)
+    local_rows = loading.load_data(load_recipe("mrpc_minilm", tiny_overrides).data)
     probes = []
 
     def count_probe(url, timeout=3.0):
@@ -81,7 +81,7 @@ def test_a_training_run_probes_the_hub_once(tiny_overrides, monkeypatch, one_tor
     monkeypatch.setattr(hub, "reachable", count_probe)
     monkeypatch.setenv("HF_ENDPOINT", "https://hub.example.invalid")  # an endpoint no other test has probed
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(loading, "load_task_and_splits", lambda cfg, label_names=None: local_rows)  # no download
+    monkeypatch.setattr(loading, "load_data", lambda cfg, label_names=None: local_rows)  # no download
     overrides = [o for o in tiny_overrides if not o.startswith("data.dir=")]  # GLUE MRPC the Hub way
     train_with_loop(load_recipe("mrpc_minilm", [*overrides, "train.max_steps=2"]))
     assert probes == ["https://hub.example.invalid"]
