@@ -142,5 +142,16 @@ glue:  ## repeat each *_minilm GLUE recipe over GLUE_SEEDS seeds (SST-2: 1) and 
 	  $(BIN)/mrpc-finetune repeat $${task}_minilm --seeds $$seeds --output-dir $(GLUE_EXP)/$$task data.dir=$(abspath $(GLUE_DATA))/$$task; done
 	$(BIN)/python tools/glue_table.py $(GLUE_EXP) --data $(GLUE_DATA)
 
+# The STS-B -> MRPC chain (docs/recipes.md, "An intermediate task: STS-B, then MRPC"): stsb_minilm_msrfree on
+# GLUE_DATA/stsb (MSRpar pairs dropped), then mrpc_minilm_stsb from its model on DATA (the Hub's MRPC without it).
+# Both runs under CHAIN_RUNS; ARGS reach both (e.g. ARGS="seed=3").
+CHAIN_RUNS ?= runs
+.PHONY: chain
+chain:  ## train stsb_minilm_msrfree, then mrpc_minilm_stsb from its model: make chain GLUE_DATA=DIR DATA=DIR
+	@test -n "$(GLUE_DATA)" || { echo "error: make chain needs GLUE_DATA=DIR, the folder of stsb/ (train.jsonl, validation.jsonl)" >&2; exit 2; }
+	$(BIN)/mrpc-finetune train stsb_minilm_msrfree data.dir=$(GLUE_DATA)/stsb output_dir=$(CHAIN_RUNS)/stsb_minilm_msrfree $(ARGS)
+	$(BIN)/mrpc-finetune train mrpc_minilm_stsb $(if $(DATA),data.dir=$(DATA)) model.name=$(CHAIN_RUNS)/stsb_minilm_msrfree/model \
+	    output_dir=$(CHAIN_RUNS)/mrpc_minilm_stsb $(ARGS)
+
 clean:  ## build and test leftovers; never runs/ (trained models) nor wheelhouse/
 	rm -rf bench/out build .pytest_cache .ruff_cache

@@ -29,9 +29,10 @@ from mrpc_finetune.recipe.overrides import to_dict
 
 
 def _cmd_list(args) -> None:
-    for name in recipe_names():
-        recipe = load_recipe(name)
-        print(f"{name:<16} {recipe.description}")
+    names = recipe_names()
+    width = max(map(len, names), default=0)
+    for name in names:
+        print(f"{name:<{width}} {load_recipe(name).description}")
 
 
 def _cmd_show(args) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -35,6 +36,8 @@ def resolve_model_path(name: str) -> str:
         return str(module.get_model_path())
     path = Path(name).expanduser()
     if is_local_path(name):
+        if not path.exists():
+            raise UserError(_missing_folder(name, path))
         if not (path / "config.json").is_file():
             raise UserError(f"model.name={name}: {path} is not a model folder (no config.json in it)")
         return str(path)
@@ -42,8 +45,26 @@ def resolve_model_path(name: str) -> str:
 
 
 def is_local_path(name: str) -> bool:
-    """A ``model.name`` that exists on disk, or is written as a path (``./``, ``/``, ``~``), is a local folder."""
-    return not name.startswith("package:") and (Path(name).expanduser().exists() or name.startswith((".", "/", "~")))
+    """A ``model.name`` that exists on disk, or is written as a path (``./``, ``/``, ``~``, or with two slashes or
+    more, which no Hub id has: ``runs/RUN/model``), is a local folder."""
+    return not name.startswith("package:") and (
+        Path(name).expanduser().exists() or name.startswith((".", "/", "~")) or name.count("/") >= 2
+    )
+
+
+def _missing_folder(name: str, path: Path) -> str:
+    """No such folder; for a run's ``RUN/model`` (written when the run finishes), the command that makes it."""
+    message = f"model.name={name}: {path} is not a model folder (no such folder)"
+    if path.name != "model":
+        return message
+    from mrpc_finetune.recipe import recipe_names
+
+    run = path.parent
+    if run.name not in recipe_names():
+        return f"{message}; it would be the model of run {run}: train that run to its end first"
+    default = Path(os.path.abspath(run)) == Path(os.path.abspath(Path("runs") / run.name))
+    output = "" if default else f" output_dir={run}"
+    return f"{message}; it is the model of a {run.name} run: train it first (mrpc-finetune train {run.name}{output})"
 
 
 def check_model_source(cfg: ModelConfig) -> None:
@@ -128,16 +149,20 @@ POSITION_OFFSET_MODELS = ("roberta", "xlm-roberta", "camembert", "data2vec-text"
 """Models whose position ids start after the padding id, so ``max_position_embeddings`` counts two extra rows."""
 
 
-def max_positions(cfg: ModelConfig) -> int | None:
-    """The longest input the model's position embeddings hold (512 for BERT and MiniLM); None if unknown."""
+def load_config(cfg: ModelConfig):
+    """The model's ``config.json`` as a transformers config, from its folder, the Hub or the cache."""
     from transformers import AutoConfig
 
     source = resolve_model_path(cfg.name)
     kwargs = {"revision": cfg.revision, "trust_remote_code": cfg.trust_remote_code}
     if source != cfg.name or Path(source).is_dir():
-        config = AutoConfig.from_pretrained(source, **kwargs)
-    else:
-        config = _from_hub_or_cache(AutoConfig.from_pretrained, source, **kwargs)
+        return AutoConfig.from_pretrained(source, **kwargs)
+    return _from_hub_or_cache(AutoConfig.from_pretrained, source, **kwargs)
+
+
+def max_positions(cfg: ModelConfig) -> int | None:
+    """The longest input the model's position embeddings hold (512 for BERT and MiniLM); None if unknown."""
+    config = load_config(cfg)
     positions = getattr(config, "max_position_embeddings", None)
     if not isinstance(positions, int):
         return None
@@ -187,6 +212,8 @@ def load_model(cfg: ModelConfig, task: TaskSpec, label_names: tuple[str, ...] | 
         "revision": cfg.revision,
         "trust_remote_code": cfg.trust_remote_code,
         "use_safetensors": True,
+        "ignore_mismatched_sizes": _replaces_regression_head(load_config(cfg), len(names) or 1, cfg.name),
+        "output_loading_info": True,
     }
     if cfg.dropout is not None:
         kwargs.update(hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.dropout)
@@ -195,17 +222,46 @@ def load_model(cfg: ModelConfig, task: TaskSpec, label_names: tuple[str, ...] | 
     loader = AutoModelForSequenceClassification.from_pretrained
     try:
         if source != cfg.name or Path(source).is_dir():
-            model = loader(source, **kwargs)
+            model, loading_info = loader(source, **kwargs)
         else:
-            model = _from_hub_or_cache(loader, source, **kwargs)
+            model, loading_info = _from_hub_or_cache(loader, source, **kwargs)
     except (OSError, ValueError, SafetensorError) as err:  # SafetensorError: a truncated or corrupt file
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"model.name={cfg.name}: cannot load a model from it ({first_line})") from None
+    if kwargs["ignore_mismatched_sizes"]:
+        _check_only_the_head_was_replaced(model, loading_info, cfg.name)
+        print(
+            f"model.name={cfg.name}: a regression model (1 output); "
+            f"its head is replaced by a new {len(names)}-class one"
+        )
     if cfg.pooler == "identity":
         _identity_pooler(model)
     if tokenizer is not None:
         check_vocab_fits(tokenizer, model, cfg.name)
     return model
+
+
+def _replaces_regression_head(config, num_labels: int, name: str) -> bool:
+    """True for a checkpoint with a one-output (regression) head and a task with classes: the head is replaced
+    by a new one (intermediate-task training: STS-B, then MRPC). A head of any other size than the task's is an
+    error; a checkpoint without a sequence-classification head gets a new one, as always."""
+    heads = [a for a in config.architectures or [] if a.endswith("ForSequenceClassification")]
+    if not heads or config.num_labels == num_labels:
+        return False
+    if config.num_labels == 1 and num_labels > 1:
+        return True
+    raise UserError(
+        f"model.name={name}: its {heads[0]} head has {config.num_labels} outputs, the task needs {num_labels}; "
+        f"start from a model without a classification head (only a 1-output regression head is replaced)"
+    )
+
+
+def _check_only_the_head_was_replaced(model, loading_info: dict, name: str) -> None:
+    """``ignore_mismatched_sizes`` would quietly re-initialise any weight of another shape: only the head's may."""
+    encoder = f"{model.base_model_prefix}."
+    others = sorted(key for key, *_ in loading_info["mismatched_keys"] if key.startswith(encoder))
+    if others:
+        raise UserError(f"model.name={name}: weights of another shape than the model's: {', '.join(others)}")
 
 
 def _identity_pooler(model) -> None:

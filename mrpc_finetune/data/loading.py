@@ -11,6 +11,7 @@ import io
 import math
 import random
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from mrpc_finetune.data.checks import (
     check_fields,
@@ -21,6 +22,7 @@ from mrpc_finetune.data.checks import (
     find_label_names,
     is_labelled,
 )
+from mrpc_finetune.data.exclusion import exclude_rows
 from mrpc_finetune.errors import UserError, first_line
 from mrpc_finetune.hub import OFFLINE_ROUTE, hub_reachable
 from mrpc_finetune.recipe.schema import DataConfig
@@ -126,8 +128,16 @@ def _table_records(path: Path, text: str) -> list[tuple[int, int]]:
     return [(number, line.count("\t") + 1) for number, line in enumerate(lines, 1) if line.strip("\r")]
 
 
-def load_task_and_splits(cfg: DataConfig, label_names: tuple[str, ...] | None = None):
-    """The task and the checked raw splits of a recipe's ``data`` section.
+class LoadedData(NamedTuple):
+    task: TaskSpec
+    splits: Any
+    """``DatasetDict`` of the checked raw splits, less the rows ``data.exclude`` names."""
+    rows_excluded: dict[str, int]
+    """Rows each split lost to ``data.exclude`` (before ``data.file``'s carve); empty without it."""
+
+
+def load_data(cfg: DataConfig, label_names: tuple[str, ...] | None = None) -> LoadedData:
+    """The task, the checked raw splits of a recipe's ``data`` section and the rows ``data.exclude`` dropped.
 
     For ``data.task=custom`` the label names are found in the training rows (sorted; none for float scores)
     unless given, e.g. read back from a trained model's ``id2label``.
@@ -136,7 +146,13 @@ def load_task_and_splits(cfg: DataConfig, label_names: tuple[str, ...] | None = 
     raw, sources = _read_splits(cfg, task)
     if task.is_custom and label_names is None:
         task = task_for(cfg, find_label_names(raw["train"], task, sources["train"]))
-    return task, _check_and_carve(raw, sources, cfg, task)
+    return LoadedData(task, *_check_and_carve(raw, sources, cfg, task))
+
+
+def load_task_and_splits(cfg: DataConfig, label_names: tuple[str, ...] | None = None):
+    """``load_data``'s task and splits."""
+    loaded = load_data(cfg, label_names)
+    return loaded.task, loaded.splits
 
 
 def check_data_source(cfg: DataConfig) -> None:
@@ -164,7 +180,7 @@ def local_hub_folder(hub_dataset: str) -> bool:
 def load_raw_splits(cfg: DataConfig, task: TaskSpec):
     """A ``DatasetDict`` with train, the task's evaluation splits and (if present) test, each checked."""
     raw, sources = _read_splits(cfg, task)
-    return _check_and_carve(raw, sources, cfg, task)
+    return _check_and_carve(raw, sources, cfg, task)[0]
 
 
 def _read_splits(cfg: DataConfig, task: TaskSpec):
@@ -192,12 +208,16 @@ def _read_splits(cfg: DataConfig, task: TaskSpec):
 
 
 def _check_and_carve(raw, sources: dict[str, str], cfg: DataConfig, task: TaskSpec):
+    """The checked splits, less ``data.exclude``'s rows, with ``data.file`` carved; and the rows each split lost."""
+    scored = []  # every split but an unlabelled test split: those are only ever predicted
     for split, dataset in raw.items():
         labelled = split not in task.test_splits or is_labelled(dataset, task, sources[split])
         check_split(dataset, task, sources[split], labelled=labelled)
+        scored += [split] if labelled else []
+    rows_excluded = exclude_rows(raw, cfg.exclude, sources, scored) if cfg.exclude else {}
     if cfg.file:  # checked as one file (row numbers are the file's), then split
         raw = carve_validation(raw["train"], task, cfg.validation_fraction, cfg.split_seed, cfg.file)
-    return raw
+    return raw, rows_excluded
 
 
 def carve_validation(dataset, task: TaskSpec, fraction: float, seed: int, source: str = "data.file"):

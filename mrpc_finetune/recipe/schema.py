@@ -74,6 +74,11 @@ class DataConfig:
     swap_pairs: bool = False
     """Also train on every pair with its two texts swapped (twice the training rows per epoch), for pair tasks whose
     order carries no meaning (MRPC, QQP, STS-B); evaluation and test splits stay as they are."""
+    exclude: list[str] = field(default_factory=list)
+    """Rows to leave out, as ``COLUMN=VALUE`` items, e.g. ``[source=MSRpar]``: a row whose COLUMN holds VALUE
+    (compared as text) is dropped from train, the evaluation splits and labelled test splits, before ``file``'s
+    validation carve and before tokenizing. Each run prints, and records in run_info.json and its model card, how
+    many rows every split lost; a column missing from a file, or a split left empty, is an error."""
 
     def __post_init__(self):
         known = ", ".join([*GLUE_TASKS, CUSTOM])
@@ -87,6 +92,10 @@ class DataConfig:
             )
             _check(all(self.text_columns), "data.text_columns", "column names must not be empty")
         _check(bool(self.label_column), "data.label_column", "must not be empty")
+        self.exclude = list(self.exclude)
+        for item in self.exclude:
+            column, sep, _ = item.partition("=")
+            _check(bool(sep and column), "data.exclude", f"items are COLUMN=VALUE (e.g. source=MSRpar), got {item!r}")
         _check(
             0 < self.validation_fraction < 1,
             "data.validation_fraction",

@@ -75,6 +75,14 @@ def data_section(recipe: Recipe, run_info: dict) -> str:
             f"Validation: {recipe.data.validation_fraction:.0%} of each label's rows of that one file, held out "
             f"with `data.split_seed={recipe.data.split_seed}` (the same rows on every run).",
         ]
+    if data.get("exclude"):
+        excluded = data["exclude"]
+        counts = ", ".join(f"{rows} of {split}" for split, rows in excluded["rows_dropped"].items())
+        lines += [
+            "",
+            f"Rows left out by `data.exclude=[{','.join(excluded['items'])}]` before training and scoring: "
+            f"{counts or 'none recorded'} (the rows above count the files' rows, before that).",
+        ]
     return "\n".join(lines)
 
 

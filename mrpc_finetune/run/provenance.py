@@ -45,14 +45,25 @@ VERSIONED = (
 SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|ACCESS_KEY|CREDENTIAL", re.IGNORECASE)
 
 
-def run_info(recipe: Recipe, *, num_processes: int, precision: str, argv: list[str] | None = None) -> dict:
-    """The provenance of a run of ``recipe`` started by ``argv`` (default ``sys.argv``), as a JSON-ready dict."""
+def run_info(
+    recipe: Recipe,
+    *,
+    num_processes: int,
+    precision: str,
+    argv: list[str] | None = None,
+    rows_excluded: dict[str, int] | None = None,
+) -> dict:
+    """The provenance of a run of ``recipe`` started by ``argv`` (default ``sys.argv``), as a JSON-ready dict;
+    ``rows_excluded``: the rows each split lost to ``data.exclude``, recorded beside the data's files."""
+    data = data_source(recipe.data)
+    if recipe.data.exclude:
+        data["exclude"] = {"items": list(recipe.data.exclude), "rows_dropped": dict(rows_excluded or {})}
     return {
         "command": command_line(sys.argv if argv is None else argv),
         "working_folder": os.getcwd(),
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "model": model_source(recipe.model),
-        "data": data_source(recipe.data),
+        "data": data,
         "versions": package_versions(),
         "device": device(),
         "precision": precision,

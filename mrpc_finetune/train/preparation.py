@@ -35,6 +35,8 @@ class Prepared:
     """fp32, bf16 or fp16, resolved from ``train.precision`` and the hardware."""
     labelled_tests: list[str] = field(default_factory=list)
     """Test splits that carry labels: evaluated once at the end, never used to pick a checkpoint."""
+    rows_excluded: dict[str, int] = field(default_factory=dict)
+    """Rows each split lost to ``data.exclude`` (recorded in run_info.json); empty without it."""
 
     @property
     def eval_splits(self) -> dict[str, Any]:
@@ -49,7 +51,8 @@ def prepare(recipe: Recipe, with_model: bool = True) -> Prepared:
     """Resolve precision, load tokenizer, data and (optionally) the model; fail with one line on bad input."""
     from transformers import set_seed
 
-    precision, tokenizer, task, raw, labelled_tests = _checked_inputs(recipe, check_model_files=with_model)
+    precision, tokenizer, loaded, labelled_tests = _checked_inputs(recipe, check_model_files=with_model)
+    task, raw = loaded.task, loaded.splits
     if with_model and (note := hardware.cpu_precision_note(precision)):
         print(note, file=sys.stderr)
     if recipe.data.swap_pairs:
@@ -58,18 +61,19 @@ def prepare(recipe: Recipe, with_model: bool = True) -> Prepared:
     set_seed(recipe.seed)  # the classification head's initial weights depend on it
     model = models.load_model(recipe.model, task, tokenizer=tokenizer) if with_model else None
     collator = batching.make_collator(tokenizer, hardware.pad_to_multiple_of(precision))
-    return Prepared(task, tokenizer, model, splits, collator, precision, labelled_tests)
+    return Prepared(task, tokenizer, model, splits, collator, precision, labelled_tests, loaded.rows_excluded)
 
 
 def checked_task(recipe: Recipe) -> TaskSpec:
     """The task of the recipe's data after ``prepare``'s checks of recipe, data, tokenizer and model source,
     without tokenizing or loading the model: what ``repeat`` and ``search`` need before their runs start (for
     ``data.task=custom`` the label names, and so the metric, come from the training rows)."""
-    return _checked_inputs(recipe, check_model_files=False)[2]
+    return _checked_inputs(recipe, check_model_files=False)[2].task
 
 
 def _checked_inputs(recipe: Recipe, check_model_files: bool):
-    """Precision, tokenizer, task, raw splits and labelled test splits, every input checked on the way."""
+    """Precision, tokenizer, the loaded data (task, raw splits, rows excluded) and labelled test splits, every
+    input checked on the way."""
     precision = hardware.select_precision(recipe.train.precision, loop=recipe.loop)
     models.warn_if_remote_code(recipe.model)
     check_sources(recipe)
@@ -77,7 +81,8 @@ def _checked_inputs(recipe: Recipe, check_model_files: bool):
     if check_model_files:
         models.check_local_model(recipe.model, tokenizer)  # before the data, so its errors come first
     models.check_max_length(recipe.model, recipe.data.max_length)
-    task, raw = loading.load_task_and_splits(recipe.data)  # custom data: label names found in the training rows
+    loaded = loading.load_data(recipe.data)  # custom data: label names found in the training rows
+    task, raw = loaded.task, loaded.splits
     tasks.check_eval_metric(recipe.eval.metric, task.name, task.metric_names)  # custom: now classes or scores
     missing = [split for split in task.eval_splits if split not in raw]
     if missing:
@@ -86,7 +91,7 @@ def _checked_inputs(recipe: Recipe, check_model_files: bool):
     labelled_tests = [
         name for name in task.test_splits if name in raw and data_checks.is_labelled(raw[name], task, name)
     ]
-    return precision, tokenizer, task, raw, labelled_tests
+    return precision, tokenizer, loaded, labelled_tests
 
 
 def prepare_run(
@@ -115,7 +120,7 @@ def prepare_run(
     run = rundir.RunDir(recipe.run_dir)
     if is_main:
         run = rundir.create(recipe)
-        _record_run_info(run, recipe, num_processes, prepared.precision)
+        _record_run_info(run, recipe, num_processes, prepared.precision, prepared.rows_excluded)
     wait_for_everyone()
     return recipe, prepared, run
 
@@ -124,9 +129,11 @@ RESUME_RECORD_KEYS = ("command", "working_folder", "device", "git", "num_process
 """The ``provenance.run_info`` keys a resumed run adds to the first record: how and where it was resumed."""
 
 
-def _record_run_info(run: rundir.RunDir, recipe: Recipe, num_processes: int, precision: str) -> None:
+def _record_run_info(
+    run: rundir.RunDir, recipe: Recipe, num_processes: int, precision: str, rows_excluded: dict[str, int] | None = None
+) -> None:
     """``RUN/run_info.json``; a resumed run keeps the first record and adds how it was resumed."""
-    info = provenance.run_info(recipe, num_processes=num_processes, precision=precision)
+    info = provenance.run_info(recipe, num_processes=num_processes, precision=precision, rows_excluded=rows_excluded)
     if recipe.resume and run.run_info.is_file():
         first = json.loads(run.run_info.read_text())
         resumed = {key: info[key] for key in RESUME_RECORD_KEYS}  # KeyError, not silent loss, if a key is renamed
