@@ -19,7 +19,7 @@ from mrpc_finetune.data import batching, loading
 from mrpc_finetune.errors import UserError
 from mrpc_finetune.inference import averaging
 from mrpc_finetune.recipe.schema import Recipe
-from mrpc_finetune.recipe.tasks import TaskSpec, check_both_orders
+from mrpc_finetune.recipe.tasks import CUSTOM, TaskSpec, check_both_orders, task_for
 from mrpc_finetune.run import rundir
 from mrpc_finetune.run.ensemble_dir import EnsembleDir, is_ensemble
 
@@ -118,14 +118,11 @@ def run_task(run: rundir.RunDir, recipe: Recipe) -> TaskSpec:
     """The task a run trained on: its recipe's columns and, for custom data, the label names its model's config
     keeps (``id2label``; regression for one float output). Reads the config only, so that the files given to
     eval or predict are checked before the weights load."""
-    from mrpc_finetune.recipe.tasks import CUSTOM, task_for
-
     if recipe.data.task != CUSTOM:
         return task_for(recipe.data)
-    config = _model_config(run)
-    if config.get("problem_type") == "regression":
+    if _model_config(run).get("problem_type") == "regression":
         return task_for(recipe.data, ())
-    return task_for(recipe.data, tuple(config["id2label"][str(i)] for i in range(len(config["id2label"]))))
+    return task_for(recipe.data, tuple(_labels(run)))
 
 
 def check_members_agree(members: list[tuple[rundir.RunDir, Recipe]]) -> TaskSpec:
