@@ -4,27 +4,30 @@ mrpc-finetune list
 mrpc-finetune show mrpc [KEY=VALUE ...]
 mrpc-finetune inspect mrpc_minilm data.dir=DIR --n 8 --split train [--json]
 mrpc-finetune train mrpc_minilm data.dir=DIR [train.max_steps=30 output_dir=/tmp/run]
-mrpc-finetune eval /tmp/run [--split validation] [--file labelled.csv]
+mrpc-finetune eval /tmp/run [--split validation] [--file labelled.csv] [--both-orders | --no-both-orders]
 mrpc-finetune predict /tmp/run --file new_rows.csv [--out predictions.tsv]
 mrpc-finetune predict /tmp/run "first sentence" "second sentence"
 mrpc-finetune new-recipe reviews --from mrpc_minilm data.task=custom data.file=reviews.csv data.text_columns=[review]
 mrpc-finetune push /tmp/run your-name/mrpc-minilm [--private]
 mrpc-finetune repeat mrpc_minilm --seeds 5 [--jobs 2] data.dir=DIR
 mrpc-finetune search mrpc_minilm --trials 20 [--seeds 2] [--space space.yaml] [--write-recipe NAME] data.dir=...
+mrpc-finetune ensemble runs/mrpc_minilm-seeds/seed-1 runs/mrpc_minilm-seeds/seed-2 --output-dir runs/mrpc-ens
 mrpc-finetune compare runs/mrpc_minilm runs/mrpc_minilm-seeds [--summary] [--plot compare.png | --no-plot]
+
+The arguments are described in ``cli_parser.py``; each command here calls one function of the layer that does it.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import textwrap
 from pathlib import Path
 
+from mrpc_finetune.cli_parser import build_parser
 from mrpc_finetune.errors import UserError, redact
-from mrpc_finetune.recipe.loading import key_docs, load_recipe, recipe_names, recipes_dir
+from mrpc_finetune.recipe.loading import key_docs, load_recipe, recipe_names
 from mrpc_finetune.recipe.overrides import to_dict
 
 
@@ -122,7 +125,7 @@ def _cmd_train(args) -> None:
 def _cmd_eval(args) -> None:
     from mrpc_finetune.inference.evaluation import evaluate_run
 
-    metrics = evaluate_run(args.run_dir, split=args.split, file=args.file)
+    metrics = evaluate_run(args.run_dir, split=args.split, file=args.file, both_orders=args.both_orders)
     print(json.dumps(metrics, indent=2))
 
 
@@ -132,10 +135,10 @@ def _cmd_predict(args) -> None:
     if args.file and args.texts:
         raise UserError("predict: give texts or --file, not both")
     if args.file:
-        path, rows = predict_file(args.run_dir, args.file, args.out)
+        path, rows = predict_file(args.run_dir, args.file, args.out, both_orders=args.both_orders)
         print(f"wrote {rows} predictions to {path}")
     elif args.texts:
-        result = predict_texts(args.run_dir, args.texts)
+        result = predict_texts(args.run_dir, args.texts, both_orders=args.both_orders)
         print(f"{result['score']:.4f}" if "score" in result else f"{result['label']}\t{result['probability']:.4f}")
     else:
         raise UserError("predict: give the text(s) to classify, or --file PATH")
@@ -161,7 +164,13 @@ def _cmd_repeat(args) -> None:
 
     seeds = parse_seeds(args.seeds, args.seed_list, default=5)
     out = Path(args.output_dir) if args.output_dir else None
-    repeat(args.recipe, args.overrides, seeds, out, jobs=args.jobs, threads=args.threads)
+    repeat(args.recipe, args.overrides, seeds, out, jobs=args.jobs, threads=args.threads, ensemble=args.ensemble)
+
+
+def _cmd_ensemble(args) -> None:
+    from mrpc_finetune.experiments.ensemble import build_ensemble
+
+    build_ensemble([Path(p) for p in args.runs], Path(args.output_dir), both_orders=args.both_orders)
 
 
 def _cmd_search(args) -> None:
@@ -193,83 +202,21 @@ def _cmd_compare(args) -> None:
     print(compare([Path(p) for p in args.paths], plot=plot, summary_rows=args.summary))
 
 
-def _add_seed_options(parser: argparse.ArgumentParser, default: int) -> None:
-    parser.add_argument("--seeds", type=int, default=None, help=f"how many seeds: 1..N (default {default})")
-    parser.add_argument("--seed-list", default=None, help="the seeds by name instead, e.g. 1,5,9")
-    parser.add_argument("--output-dir", default=None, help="the experiment folder")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mrpc-finetune", description="Fine-tune encoders on GLUE-style tasks.")
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    commands.add_parser("list", help=f"list the recipes in {recipes_dir()}").set_defaults(func=_cmd_list)
-
-    def recipe_command(name: str, help_text: str, func):
-        sub = commands.add_parser(name, help=help_text)
-        sub.add_argument("recipe", help="recipe name, recipe .py file, or a run's recipe.json / run directory")
-        sub.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. train.lr=3e-5")
-        sub.set_defaults(func=func)
-        return sub
-
-    recipe_command("show", "print the resolved recipe and the TrainingArguments it becomes", _cmd_show)
-    inspect = recipe_command("inspect", "token lengths, batch shapes and padding efficiency of a split", _cmd_inspect)
-    inspect.add_argument("--n", type=int, default=8, help="examples to show (default 8)")
-    inspect.add_argument("--split", default="train", help="split to inspect (default train)")
-    inspect.add_argument("--json", action="store_true", help="also print the report as one JSON line")
-    recipe_command("train", "train a recipe (loop=trainer|torch|accelerate)", _cmd_train)
-
-    evaluate = commands.add_parser("eval", help="evaluate a finished run's model")
-    evaluate.add_argument("run_dir")
-    evaluate.add_argument("--split", default=None, help="split of the run's data (default: the task's validation)")
-    evaluate.add_argument("--file", default=None, help="a labelled file to evaluate instead of the run's data")
-    evaluate.set_defaults(func=_cmd_eval)
-
-    predict = commands.add_parser("predict", help="predict labels with a finished run's model")
-    predict.add_argument("run_dir")
-    predict.add_argument("texts", nargs="*", help="one text, or two for a pair task (quote each)")
-    predict.add_argument("--file", default=None, help="a file of rows to predict (labels, if any, are ignored)")
-    predict.add_argument("--out", default=None, help="output TSV (default RUN_DIR/predictions_<file>.tsv)")
-    predict.set_defaults(func=_cmd_predict)
-
-    new_recipe = commands.add_parser("new-recipe", help="write recipes/NAME.py from a recipe plus overrides")
-    new_recipe.add_argument("name", help="the new recipe's name (its file is recipes/NAME.py)")
-    new_recipe.add_argument("--from", dest="base", default="mrpc_minilm", help="recipe to start from (mrpc_minilm)")
-    new_recipe.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="what to change, e.g. data.file=x.csv")
-    new_recipe.set_defaults(func=_cmd_new_recipe)
-
-    push = commands.add_parser("push", help="upload a finished run's model and model card to the Hugging Face Hub")
-    push.add_argument("run_dir")
-    push.add_argument("repo_id", help="the Hub repo to create or update, e.g. your-name/mrpc-minilm")
-    push.add_argument(
-        "--private", action="store_true", help="create the repo private (an existing one keeps its setting)"
-    )
-    push.set_defaults(func=_cmd_push)
-
-    repeat = recipe_command("repeat", "train a recipe under several seeds and sum up the spread", _cmd_repeat)
-    _add_seed_options(repeat, default=5)
-    repeat.add_argument("--jobs", type=int, default=1, help="runs at once, the cores split between them (default 1)")
-    repeat.add_argument("--threads", type=int, default=None, help="threads per run (default: cores / jobs)")
-
-    search = recipe_command("search", "hyper-parameter search with Optuna (TPE, pruning, resumable)", _cmd_search)
-    search.add_argument("--trials", type=int, required=True, help="trials to finish (complete or pruned)")
-    _add_seed_options(search, default=1)
-    search.add_argument("--space", default=None, help="YAML search space (default: SEARCH in the recipe file)")
-    search.add_argument("--storage", default=None, help="Optuna storage URL (default sqlite in the folder)")
-    search.add_argument("--study", default=None, help="study name in the storage (default: the recipe's name)")
-    search.add_argument("--heartbeat", type=int, default=10, help="seconds between a trial's heartbeats (10)")
-    search.add_argument("--sampler-seed", type=int, default=0, help="seed of the TPE sampler (default 0)")
-    search.add_argument("--prune-after", type=int, default=3, help="trials finished before pruning starts (3)")
-    search.add_argument("--no-prune", action="store_true", help="run every trial to the end")
-    search.add_argument("--write-recipe", default=None, metavar="NAME", help="write the best point as recipes/NAME.py")
-
-    compare = commands.add_parser("compare", help="runs and experiment folders side by side: table and curves")
-    compare.add_argument("paths", nargs="+", help="run directories or experiment folders (repeat / search)")
-    compare.add_argument("--summary", action="store_true", help="an experiment folder as one row, not its runs")
-    compare.add_argument("--plot", default="compare.png", help="PNG of the evaluation curves (compare.png)")
-    compare.add_argument("--no-plot", action="store_true", help="the table only: write no PNG")
-    compare.set_defaults(func=_cmd_compare)
-    return parser
+COMMANDS = {
+    "list": _cmd_list,
+    "show": _cmd_show,
+    "inspect": _cmd_inspect,
+    "train": _cmd_train,
+    "eval": _cmd_eval,
+    "predict": _cmd_predict,
+    "new-recipe": _cmd_new_recipe,
+    "push": _cmd_push,
+    "repeat": _cmd_repeat,
+    "ensemble": _cmd_ensemble,
+    "search": _cmd_search,
+    "compare": _cmd_compare,
+}
+"""What each subcommand of ``cli_parser.build_parser`` runs."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -285,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.overrides = [*args.overrides, *extra]
     try:
-        args.func(args)
+        COMMANDS[args.command](args)
     except UserError as err:
         print(f"error: {redact(str(err))}", file=sys.stderr)  # no URL's password on the screen or in a log
         return 2

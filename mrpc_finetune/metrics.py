@@ -22,6 +22,24 @@ def is_evaluation_figure(name: str) -> bool:
     return any(name == figure or name.endswith(f"_{figure}") for figure in NOT_SCORES)
 
 
+BOTH_ORDERS = "both_orders"
+"""The key part that marks a both-orders score (``eval.both_orders``): ``eval_both_orders_accuracy`` beside the
+one-order ``eval_accuracy``, ``test_both_orders_f1`` beside ``test_f1``."""
+
+
+def both_orders_prefix(prefix: str) -> str:
+    """``eval`` -> ``eval_both_orders``, ``test`` -> ``test_both_orders``."""
+    return f"{prefix}_{BOTH_ORDERS}"
+
+
+def split_prefixes(names: list[str], test: bool = False) -> dict[str, str]:
+    """The Trainer's key prefixes: ``eval`` for one dev split, ``eval_<split>`` for several; a test split's own
+    name (``test``, ``test_matched``)."""
+    if test:
+        return {name: name for name in names}
+    return {name: "eval" if len(names) == 1 else f"eval_{name}" for name in names}
+
+
 def load_metric(task: TaskSpec):
     import evaluate
 
@@ -31,6 +49,24 @@ def load_metric(task: TaskSpec):
 def predictions_from_logits(logits: np.ndarray, task: TaskSpec) -> np.ndarray:
     """Class ids by argmax, or the single regression output."""
     return logits.squeeze(-1) if task.is_regression else logits.argmax(-1)
+
+
+def probabilities_from_logits(logits: np.ndarray, task: TaskSpec) -> np.ndarray:
+    """Class probabilities (rows x labels, softmax in float64), or the regression scores (rows): what averaging
+    over sentence orders or ensemble members averages."""
+    logits = np.asarray(logits, np.float64)
+    if task.is_regression:
+        return logits[:, 0]
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def logits_from_probabilities(probabilities: np.ndarray, task: TaskSpec) -> np.ndarray:
+    """Back to what ``compute_metrics`` takes: log-probabilities (whose softmax is the probabilities, so argmax and
+    cross-entropy are theirs), or the scores as one column."""
+    if task.is_regression:
+        return np.asarray(probabilities, np.float32)[:, None]
+    return np.log(np.maximum(probabilities, np.finfo(np.float64).tiny)).astype(np.float32)
 
 
 def loss_from_logits(logits: np.ndarray, labels: np.ndarray, task: TaskSpec) -> float:

@@ -214,3 +214,61 @@ def keyword_dir(tmp_path_factory) -> Path:
     write_jsonl(folder / "validation.jsonl", validation)
     write_jsonl(folder / "test.jsonl", [{**row, "label": 1 - row["label"]} for row in validation])
     return folder
+
+
+@pytest.fixture(scope="session")
+def finished_tiny_runs(tmp_path_factory, tiny_model_dir, tiny_mrpc_dir) -> dict[str, Path]:
+    """Two finished tiny MRPC runs on the tiny MRPC folder plus a labelled test split. ``both_orders``: trained
+    (torch loop, 3 steps, seed 2, ``eval.both_orders=true``). ``one_order``: its copy made another model without a
+    second training (seconds in the fast suite): seed 1 and ``eval.both_orders=false`` in its recipe.json, its
+    classifier weights moved by seeded noise, its model card rewritten, a metrics.json that holds no scores."""
+    import dataclasses
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from mrpc_finetune.recipe import load_recipe, to_dict
+    from mrpc_finetune.run.model_card import write_model_card
+    from mrpc_finetune.train import train_with_loop
+
+    root = tmp_path_factory.mktemp("finished_runs")
+    data = root / "data"
+    shutil.copytree(tiny_mrpc_dir, data)
+    write_jsonl(data / "test.jsonl", mrpc_rows(12, seed=3))
+    overrides = [
+        f"model.name={tiny_model_dir}",
+        f"data.dir={data}",
+        f"output_dir={root / 'both_orders'}",
+        "loop=torch",
+        "seed=2",
+        "train.batch_size=8",
+        "train.lr=1e-3",
+        "train.max_steps=3",
+        "train.report_to=[]",
+        "eval.batch_size=8",
+        "eval.strategy=no",
+        "eval.both_orders=true",
+    ]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train_with_loop(load_recipe("mrpc_minilm", overrides))
+    finally:
+        torch.set_num_threads(threads)
+    trained, copy = root / "both_orders", root / "one_order"
+    shutil.copytree(trained, copy)
+    recipe = load_recipe(str(trained / "recipe.json"))
+    recipe = dataclasses.replace(
+        recipe, seed=1, output_dir=str(copy), eval=dataclasses.replace(recipe.eval, both_orders=False)
+    )
+    (copy / "recipe.json").write_text(json.dumps(to_dict(recipe)))
+    weights = load_file(str(copy / "model" / "model.safetensors"))
+    noise = torch.Generator().manual_seed(0)
+    weights["classifier.weight"] += 0.5 * torch.randn(weights["classifier.weight"].shape, generator=noise)
+    save_file(weights, str(copy / "model" / "model.safetensors"), metadata={"format": "pt"})
+    metrics = {"loop": "torch", "note": "a copy of both_orders with other weights: no scores of its own"}
+    (copy / "metrics.json").write_text(json.dumps(metrics))
+    info = json.loads((copy / "run_info.json").read_text())
+    write_model_card(copy / "model", recipe=recipe, metrics=metrics, run_info=info)
+    return {"both_orders": trained, "one_order": copy}

@@ -14,8 +14,9 @@ import torch
 
 from mrpc_finetune.cli import main as cli_main
 from mrpc_finetune.data import batching, loading
-from mrpc_finetune.inference.evaluation import evaluate_run, load_run_model
+from mrpc_finetune.inference.evaluation import evaluate_run
 from mrpc_finetune.inference.logits import predict_logits
+from mrpc_finetune.inference.scorer import load_run_model
 from mrpc_finetune.recipe import load_recipe
 from mrpc_finetune.recipe.tasks import get_task
 from mrpc_finetune.run import rundir

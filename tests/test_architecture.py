@@ -19,7 +19,7 @@ LAYERS = [
     ("run",),
     ("train", "inference"),
     ("experiments",),
-    ("cli", "__main__"),
+    ("cli", "cli_parser", "__main__"),
 ]
 """Bottom first. A module may import from its own layer or the layers below (docs/architecture.md draws them)."""
 

@@ -430,6 +430,39 @@ def test_regression_and_two_dev_splits(loop, task, keys, tiny_model_dir, tmp_pat
     assert Path(metrics["best_checkpoint"]).parent == recipe.run_dir / "checkpoints"
 
 
+@pytest.mark.parametrize("loop", one_loop_fast("accelerate"), indirect=True)
+def test_both_orders_score_the_final_model_as_eval_does_and_choose_nothing(loop, tiny_model_dir, tmp_path):
+    """``eval.both_orders`` on STS-B (a regression: the two orders' scores averaged): the end of the run adds
+    ``eval_both_orders_*`` and ``test_both_orders_*``, equal to ``mrpc-finetune eval`` of the saved model, while the
+    evaluations that pick the best checkpoint score one order."""
+    from mrpc_finetune.inference.evaluation import evaluate_run
+
+    data = glue_shape_dir(tmp_path / "data", "stsb")
+    write_jsonl(
+        data / "test.jsonl", [{"sentence1": f"e {i}", "sentence2": f"f {i % 2}", "label": i / 2} for i in range(8)]
+    )
+    extra = ["eval.both_orders=true", "train.batch_size=8", "train.max_steps=4", "eval.strategy=steps", "eval.steps=2"]
+    recipe = load_recipe(
+        "stsb",
+        [f"loop={loop}", f"model.name={tiny_model_dir}", f"data.dir={data}", f"output_dir={tmp_path / 'run'}", *extra],
+    )
+    metrics, history = train(recipe)
+    assert history and not any("both_orders" in key for _, m in history for key in m)
+    for split, rows in (("validation", 10), ("test", 8)):
+        evaluated = evaluate_run(recipe.run_dir, split=split)
+        prefix = "eval" if split == "validation" else "test"
+        assert evaluated["eval_rows"] == metrics[f"{prefix}_rows"] == rows
+        for metric in ("pearson", "spearmanr", "loss") if ON_CPU else ("loss",):  # a GPU's loops run autocast
+            mine, theirs = metrics[f"{prefix}_both_orders_{metric}"], evaluated[f"eval_both_orders_{metric}"]
+            # the tiny model's scores differ by 1e-5 between rows, so a one-ulp difference in a score (the model in
+            # memory and the one read back) moves the Pearson correlation, computed in float32, by about 1e-4
+            assert math.isfinite(mine) and mine == pytest.approx(
+                theirs, rel=CLOSE, abs=1e-3 if metric == "pearson" else 0
+            )
+        one_order = metrics[f"{prefix}_pearson"]
+        assert metrics[f"{prefix}_both_orders_pearson"] != one_order  # another score than one order's
+
+
 # --- gradient accumulation ---------------------------------------------------------------------------------------
 
 

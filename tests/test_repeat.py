@@ -72,10 +72,13 @@ def test_repeat_summary_is_the_runs_aggregated(capsys, tmp_path, with_test_split
     assert "1, 2" in card and f"{summary['metrics']['eval_accuracy']['mean']:.4f}" in card
 
     stamps = {seed: (out / f"seed-{seed}" / "metrics.json").stat().st_mtime_ns for seed in (1, 2)}
-    code = main(["repeat", "mrpc_minilm", "--seed-list", "1,2", "--output-dir", str(out), *overrides])
+    code = main(["repeat", "mrpc_minilm", "--seed-list", "1,2", "--output-dir", str(out), "--ensemble", *overrides])
     printed, _ = capsys.readouterr()
     assert code == 0 and "seed 1: finished before" in printed and "seed 2: finished before" in printed
     assert stamps == {seed: (out / f"seed-{seed}" / "metrics.json").stat().st_mtime_ns for seed in (1, 2)}
+    ensemble = json.loads((out / "ensemble" / "metrics.json").read_text())  # --ensemble: the finished seeds as one
+    assert ensemble["members"] == [str((out / f"seed-{seed}").resolve()) for seed in (1, 2)]
+    assert {"eval_accuracy", "test_f1"} <= set(ensemble) and "ensemble of 2 runs" in printed
 
     code = main(["repeat", "mrpc_minilm", "--seeds", "2", "--output-dir", str(out), *overrides, "train.lr=5e-4"])
     _, err = capsys.readouterr()

@@ -261,9 +261,13 @@ def with_swapped_pairs(dataset, task: TaskSpec):
     """Every row, then every row again with its two texts swapped: for pair tasks whose order means nothing."""
     import datasets
 
+    return datasets.concatenate_datasets([dataset, swapped_pairs(dataset, task)])
+
+
+def swapped_pairs(dataset, task: TaskSpec):
+    """The rows with their two texts exchanged, in the same order, every other column kept."""
     first, second = task.text_columns
-    swapped = dataset.rename_columns({first: second, second: first}).select_columns(dataset.column_names)
-    return datasets.concatenate_datasets([dataset, swapped])
+    return dataset.rename_columns({first: second, second: first}).select_columns(dataset.column_names)
 
 
 def _encode(batch, tokenizer, task, max_length):

@@ -7,6 +7,7 @@ OUT (``--output-dir``, default ``runs/<recipe>-seeds``):
     seed-<s>/                 the run of seed s (``mrpc-finetune train`` layout)
     logs/seed-<s>.log         its output; a run directory only exists once the run's checks have passed
     summary.json / .md / .png every metric aggregated over the seeds
+    ensemble/                 with ``--ensemble``: the finished seeds as one model (``mrpc-finetune ensemble``)
 
 Each run is a child process ``python -m mrpc_finetune train RECIPE ... seed=<s> output_dir=OUT/seed-<s>``; with
 ``--jobs J`` J of them run at once, each with cores / J threads (``--threads T`` to choose). Rerunning the same command keeps the finished
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import mrpc_finetune
 from mrpc_finetune.errors import UserError, redact
+from mrpc_finetune.experiments.ensemble import build_ensemble
 from mrpc_finetune.experiments.folders import check_overrides, read_metrics, recipe_for_run
 from mrpc_finetune.experiments.summary import build_summary, selection_note, write_summary
 from mrpc_finetune.recipe.loading import load_recipe
@@ -65,8 +67,10 @@ def repeat(
     out: Path | None = None,
     jobs: int = 1,
     threads: int | None = None,
+    ensemble: bool = False,
 ) -> dict:
-    """Train the missing seeds, then write and return the summary (see the module docstring)."""
+    """Train the missing seeds, then write and return the summary (see the module docstring); with ``ensemble``,
+    build ``OUT/ensemble`` over the finished seeds (``experiments/ensemble.py``)."""
     check_overrides(overrides, "repeat")
     for option, value in (("--jobs", jobs), ("--threads", threads)):
         if value is not None and value < 1:
@@ -85,6 +89,8 @@ def repeat(
             for path in write_summary(out, summary):
                 print(f"wrote {path}")
             _add_summary_to_model_cards(finished, summary)
+        if ensemble and finished:
+            build_ensemble([folder for _, folder, _ in finished], out / "ensemble")
     if failed:
         first = failed[0]
         raise UserError(

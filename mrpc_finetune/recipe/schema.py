@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from mrpc_finetune.errors import UserError
-from mrpc_finetune.recipe.tasks import CUSTOM, GLUE_TASKS, check_eval_metric, eval_metric_choices
+from mrpc_finetune.recipe.tasks import CUSTOM, GLUE_TASKS, check_both_orders, check_eval_metric, eval_metric_choices
 
 TRACKERS = ("tensorboard", "mlflow", "wandb")
 """Values ``train.report_to`` accepts."""
@@ -181,6 +181,12 @@ class EvalConfig:
     newest up to this count. With 1, the best alone remains once the run has finished, as with the Trainer."""
     patience: int | None = None
     """Stop early after this many evaluations in a row without improving ``metric``; None trains to the end."""
+    both_orders: bool = False
+    """Score every pair as (a, b) and as (b, a) and average the two: class probabilities (STS-B: the scores), for
+    pair tasks whose order means nothing (MRPC, QQP, STS-B, custom pairs). Used by the end-of-run scoring of every
+    loop (``metrics.json`` then adds ``eval_both_orders_*`` / ``test_both_orders_*`` beside the one-order scores),
+    by ``eval`` and by ``predict``; never by the choice of the best checkpoint during training, which scores one
+    order. Twice the inference per row."""
 
     def __post_init__(self):
         _check(self.batch_size > 0, "eval.batch_size", f"must be > 0, got {self.batch_size}")
@@ -228,3 +234,5 @@ def check_sections_agree(recipe: Recipe) -> None:
         "data.swap_pairs",
         f"needs a pair task (two text columns); {data.task} has {len(columns)}: {', '.join(columns) or 'none set'}",
     )
+    if recipe.eval.both_orders:
+        check_both_orders(data.task, columns)

@@ -47,6 +47,9 @@ class TaskSpec:
     """Splits evaluated after each epoch; the first one picks the best checkpoint."""
     label_column: str = "label"
     """Column holding the labels: integer ids or label names (GLUE), any class values or float scores (custom)."""
+    order_free: bool = False
+    """A pair task whose label does not depend on which text comes first (MRPC, QQP, STS-B), so (a, b) and (b, a)
+    may be scored and averaged (``eval.both_orders``); not for entailment tasks, where premise and hypothesis differ."""
 
     @property
     def is_custom(self) -> bool:
@@ -76,9 +79,23 @@ GLUE_TASKS: dict[str, TaskSpec] = {
     for spec in [
         TaskSpec("cola", ("sentence",), ("unacceptable", "acceptable"), "matthews", "matthews_correlation"),
         TaskSpec("sst2", ("sentence",), ("negative", "positive"), "accuracy", "accuracy"),
-        TaskSpec("mrpc", ("sentence1", "sentence2"), ("not_equivalent", "equivalent"), "accuracy_f1", "accuracy"),
-        TaskSpec("qqp", ("question1", "question2"), ("not_duplicate", "duplicate"), "accuracy_f1", "accuracy"),
-        TaskSpec("stsb", ("sentence1", "sentence2"), (), "pearson_spearman", "pearson"),
+        TaskSpec(
+            "mrpc",
+            ("sentence1", "sentence2"),
+            ("not_equivalent", "equivalent"),
+            "accuracy_f1",
+            "accuracy",
+            order_free=True,
+        ),
+        TaskSpec(
+            "qqp",
+            ("question1", "question2"),
+            ("not_duplicate", "duplicate"),
+            "accuracy_f1",
+            "accuracy",
+            order_free=True,
+        ),
+        TaskSpec("stsb", ("sentence1", "sentence2"), (), "pearson_spearman", "pearson", order_free=True),
         TaskSpec(
             "mnli",
             ("premise", "hypothesis"),
@@ -102,6 +119,20 @@ def check_eval_metric(metric: str | None, task_name: str, choices: tuple[str, ..
     hint = f"; did you mean {close[0]}?" if close else ""
     kind = "custom data" if task_name == CUSTOM else f"task {task_name}"
     raise UserError(f"eval.metric: {metric!r} is not a metric of {kind} ({', '.join(choices)}){hint}")
+
+
+def check_both_orders(task_name: str, columns, key: str = "eval.both_orders") -> None:
+    """Both orders need a pair task whose order means nothing: MRPC, QQP, STS-B, or custom pairs (whose meaning
+    only you know); the entailment tasks (RTE, MNLI, QNLI, WNLI) and single texts are refused."""
+    columns = list(columns)
+    if len(columns) != 2:
+        raise UserError(f"{key}: needs a pair task (two text columns); {task_name} has {len(columns)}")
+    if task_name != CUSTOM and not get_task(task_name).order_free:
+        free = ", ".join(name for name, spec in GLUE_TASKS.items() if spec.order_free)
+        raise UserError(
+            f"{key}: the order of {task_name}'s texts ({' -> '.join(columns)}) carries meaning, so their swap is "
+            f"another question; only for {free} or custom pairs"
+        )
 
 
 def eval_metric_choices(task_name: str) -> tuple[str, ...]:

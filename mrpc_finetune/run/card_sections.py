@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 
+from mrpc_finetune.metrics import BOTH_ORDERS
 from mrpc_finetune.recipe.schema import Recipe
 from mrpc_finetune.recipe.tasks import TaskSpec
 from mrpc_finetune.run.trackers import recipe_params
@@ -121,8 +122,26 @@ def results_section(results: dict, recipe: Recipe, task: TaskSpec) -> str:
         role = "held-out test: reported only, not used for selection" if kind == "test" else "dev"
         for metric, value in scores.items():
             picked = " (picked the best checkpoint)" if kind == "eval" and (split, metric) == best else ""
-            lines.append(f"| {split} | {metric} | {value:.4f} | {role}{picked} |")
+            orders = ", both sentence orders averaged" if metric.startswith(BOTH_ORDERS) else ""
+            lines.append(f"| {split} | {metric} | {value:.4f} | {role}{orders}{picked} |")
     return "\n".join(lines)
+
+
+def both_orders_section(recipe: Recipe) -> str:
+    """What ``eval.both_orders`` changes, and what the Hub's ``pipeline`` (one order) does not do by itself."""
+    if not recipe.eval.both_orders:
+        return ""
+    return "\n".join(
+        [
+            "## Both sentence orders",
+            "",
+            "`eval.both_orders=true`: the `both_orders_*` scores above score every pair as (a, b) and as (b, a) and "
+            "average the two class probabilities (a regression: the two scores), which makes the prediction "
+            "independent of the order; the other scores take one order, as did the choice of the best checkpoint "
+            "during training. `mrpc-finetune eval` and `mrpc-finetune predict` on the run folder do the same (twice the "
+            "inference per row); a `pipeline` scores one order: call it on both and average the scores.",
+        ]
+    )
 
 
 def seeds_section(summary: dict) -> str:

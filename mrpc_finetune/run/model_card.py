@@ -12,12 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mrpc_finetune.metrics import is_evaluation_figure
+from mrpc_finetune.metrics import BOTH_ORDERS, is_evaluation_figure
 from mrpc_finetune.recipe.schema import Recipe
 from mrpc_finetune.recipe.tasks import TaskSpec, task_for
 from mrpc_finetune.run.card_sections import (
     base_model_id,
     base_model_section,
+    both_orders_section,
     data_section,
     hardware_section,
     limits_section,
@@ -55,7 +56,8 @@ def model_card(*, recipe: Recipe, metrics: dict, run_info: dict, summary: dict |
         library_name="transformers",
         pipeline_tag="text-classification",
         tags=["text-classification", "mrpc-finetune", *(["glue", task.name] if glue else [])],
-        metrics=sorted({metric for scores in results.values() for metric in scores}) or None,
+        metrics=sorted({metric.removeprefix(f"{BOTH_ORDERS}_") for scores in results.values() for metric in scores})
+        or None,
         eval_results=_eval_results(recipe, task, results) or None,
     )
     sections = [
@@ -64,6 +66,7 @@ def model_card(*, recipe: Recipe, metrics: dict, run_info: dict, summary: dict |
         data_section(recipe, run_info),
         recipe_section(recipe),
         results_section(results, recipe, task),
+        both_orders_section(recipe),
         seeds_section(summary) if summary else "",
         hardware_section(metrics, run_info),
         usage_section(task),
@@ -135,7 +138,8 @@ def _eval_results(recipe: Recipe, task: TaskSpec, results: dict) -> list:
             dataset_split=split,
             metric_type=metric,
             metric_value=value,
-            metric_name=f"{metric} ({'held-out test, not used for selection' if kind == 'test' else 'dev'})",
+            metric_name=f"{metric} ({'held-out test, not used for selection' if kind == 'test' else 'dev'}"
+            f"{', both sentence orders averaged' if metric.startswith(BOTH_ORDERS) else ''})",
         )
         for (kind, split), scores in results.items()
         for metric, value in scores.items()

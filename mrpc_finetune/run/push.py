@@ -13,6 +13,7 @@ from pathlib import Path
 
 from mrpc_finetune import hub
 from mrpc_finetune.errors import UserError, first_line
+from mrpc_finetune.run.ensemble_dir import EnsembleDir, is_ensemble
 from mrpc_finetune.run.rundir import RunDir
 
 
@@ -41,6 +42,12 @@ def check_pushable(run_dir: str | Path, repo_id: str) -> Path:
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
     run = RunDir(Path(run_dir))
+    if is_ensemble(run.root):  # no model of its own: the members' models, and code to average them
+        members = EnsembleDir(run.root).members()
+        raise UserError(
+            f"{run.root}: an ensemble of {len(members)} runs, not one model, so there is nothing to push as one; "
+            f"push a member instead, e.g. `mrpc-finetune push {members[0]} {repo_id}`"
+        )
     if not run.recipe_file.is_file():
         raise UserError(f"{run.root}: not a run directory (no recipe.json in it)")
     if not run.metrics_file.is_file() or not (run.model / "config.json").is_file():

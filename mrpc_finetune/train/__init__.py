@@ -1,7 +1,8 @@
 """Training: a recipe in, a finished run directory out, by one of three loops that keep one contract.
 
 ``train_with_loop`` picks the loop; each loop module reads top to bottom as its workflow. May import every layer
-below it (recipe, data, models, metrics, run); nothing here imports experiments/ or cli."""
+below it (recipe, data, models, metrics, run), and ``inference.averaging`` (the end of a run scores both sentence
+orders as ``eval`` does); nothing here imports experiments/ or cli."""
 
 from __future__ import annotations
 

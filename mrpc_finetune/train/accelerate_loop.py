@@ -30,7 +30,7 @@ from mrpc_finetune.train import guards, loop_parts, loop_sequence
 from mrpc_finetune.train.loop_parts import LoopState, StepPlan
 from mrpc_finetune.train.loop_sequence import LoopRun
 from mrpc_finetune.train.precision import PrecisionProbe
-from mrpc_finetune.train.preparation import Prepared, prepare_run
+from mrpc_finetune.train.preparation import Prepared, both_orders_metrics, prepare_run
 
 MIXED_precision = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
 
@@ -115,6 +115,7 @@ def train(recipe: Recipe, on_evaluate=None):
             accelerator.load_state(state.best_checkpoint)
         # The best checkpoint on the dev split(s), then once on the labelled test splits.
         metrics = _evaluate(accelerator, model, loop.eval_sets + loop.test_sets, loop.task)
+        metrics.update(both_orders_metrics(unwrapped, prepared, recipe.eval.batch_size))  # with eval.both_orders
         metrics = loop_sequence.finish(
             loop,
             metrics=metrics,

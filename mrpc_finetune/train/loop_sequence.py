@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 
 from mrpc_finetune.data import batching
 from mrpc_finetune.errors import UserError
+from mrpc_finetune.metrics import split_prefixes
 from mrpc_finetune.recipe.schema import Recipe
 from mrpc_finetune.recipe.tasks import TaskSpec
 from mrpc_finetune.run import rundir
@@ -206,14 +207,6 @@ def run_figures(
         "wall_seconds": time.perf_counter() - started,
         "peak_memory_mb": rundir.peak_memory_mb(),
     }
-
-
-def split_prefixes(names: list[str], test: bool = False) -> dict[str, str]:
-    """The Trainer's key prefixes: ``eval`` for one dev split, ``eval_<split>`` for several; a test split's own
-    name (``test``, ``test_matched``)."""
-    if test:
-        return {name: name for name in names}
-    return {name: "eval" if len(names) == 1 else f"eval_{name}" for name in names}
 
 
 def eval_sets(prepared, recipe: Recipe, *, test: bool = False, rank: int = 0, processes: int = 1) -> list[EvalSet]:

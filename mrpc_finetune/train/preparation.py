@@ -16,6 +16,7 @@ from mrpc_finetune import hardware, models
 from mrpc_finetune.data import batching, loading
 from mrpc_finetune.data import checks as data_checks
 from mrpc_finetune.errors import UserError
+from mrpc_finetune.metrics import both_orders_prefix, split_prefixes
 from mrpc_finetune.recipe import tasks
 from mrpc_finetune.recipe.schema import Recipe
 from mrpc_finetune.recipe.tasks import TaskSpec
@@ -37,6 +38,8 @@ class Prepared:
     """Test splits that carry labels: evaluated once at the end, never used to pick a checkpoint."""
     rows_excluded: dict[str, int] = field(default_factory=dict)
     """Rows each split lost to ``data.exclude`` (recorded in run_info.json); empty without it."""
+    swapped: dict[str, Any] = field(default_factory=dict)
+    """With ``eval.both_orders``: the dev and labelled test splits tokenized with their two texts swapped."""
 
     @property
     def eval_splits(self) -> dict[str, Any]:
@@ -58,10 +61,14 @@ def prepare(recipe: Recipe, with_model: bool = True) -> Prepared:
     if recipe.data.swap_pairs:
         raw["train"] = loading.with_swapped_pairs(raw["train"], task)
     splits = loading.tokenize_splits(raw, tokenizer, task, recipe.data)
+    scored = [name for name in (*task.eval_splits, *labelled_tests) if name in raw] if recipe.eval.both_orders else []
+    swapped = {name: loading.swapped_pairs(raw[name], task) for name in scored}
     set_seed(recipe.seed)  # the classification head's initial weights depend on it
     model = models.load_model(recipe.model, task, tokenizer=tokenizer) if with_model else None
     collator = batching.make_collator(tokenizer, hardware.pad_to_multiple_of(precision))
-    return Prepared(task, tokenizer, model, splits, collator, precision, labelled_tests, loaded.rows_excluded)
+    prepared = Prepared(task, tokenizer, model, splits, collator, precision, labelled_tests, loaded.rows_excluded)
+    prepared.swapped = dict(loading.tokenize_splits(swapped, tokenizer, task, recipe.data))
+    return prepared
 
 
 def checked_task(recipe: Recipe) -> TaskSpec:
@@ -153,6 +160,28 @@ def finish_run(recipe: Recipe, run: rundir.RunDir, *, model, tokenizer, metrics:
     rundir.finish(run, model, tokenizer, metrics, describe)
     trackers.log_final(metrics, run.model)
     print(rundir.summary(run, metrics))
+
+
+def both_orders_metrics(model, prepared: Prepared, batch_size: int) -> dict[str, float]:
+    """With ``eval.both_orders``, the end-of-run scores of ``model`` with each pair scored as (a, b) and (b, a) and
+    the probabilities averaged, ``eval_both_orders_<metric>`` / ``test_both_orders_<metric>``: the same function as
+    ``mrpc-finetune eval`` (``inference.averaging``), on this process's device, in every loop alike (every process
+    scores all rows itself). Never part of the evaluations that pick the best checkpoint. Empty without
+    ``eval.both_orders``."""
+    from mrpc_finetune.inference import averaging
+
+    if not prepared.swapped:
+        return {}
+    device = next(model.parameters()).device
+    collator = batching.make_collator(prepared.tokenizer)  # eval's own collator: no padding to a multiple
+    task, metrics = prepared.task, {}
+    for splits, test in ((prepared.eval_splits, False), (prepared.test_splits, True)):
+        for name, prefix in split_prefixes(list(splits), test).items():
+            orders = [splits[name], prepared.swapped[name]]
+            found = [averaging.model_probabilities(model, s, collator, batch_size, task, device) for s in orders]
+            labels = splits[name]["labels"]
+            metrics.update(averaging.scores(averaging.mean(found), labels, task, both_orders_prefix(prefix)))
+    return metrics
 
 
 def check_sources(recipe: Recipe) -> None:

@@ -30,7 +30,7 @@ from mrpc_finetune.train import guards, loop_parts, loop_sequence
 from mrpc_finetune.train.loop_parts import LoopState, Processes, StepPlan
 from mrpc_finetune.train.loop_sequence import LoopRun
 from mrpc_finetune.train.precision import PrecisionProbe
-from mrpc_finetune.train.preparation import Prepared, prepare_run
+from mrpc_finetune.train.preparation import Prepared, both_orders_metrics, prepare_run
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -96,6 +96,7 @@ def main(recipe: Recipe, *, on_evaluate=None) -> dict:
             model.load_state_dict(loop_parts.load_checkpoint_weights(Path(state.best_checkpoint), processes.device))
         # The best checkpoint on the dev split(s), then once on the labelled test splits.
         metrics = _evaluate(model, loop.eval_sets + loop.test_sets, prepared, processes, autocast)
+        metrics.update(both_orders_metrics(model, prepared, recipe.eval.batch_size))  # with eval.both_orders
         metrics = loop_sequence.finish(
             loop,
             metrics=metrics,

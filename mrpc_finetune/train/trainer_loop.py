@@ -35,7 +35,14 @@ from mrpc_finetune.train.callbacks import (
     mean_train_loss,
 )
 from mrpc_finetune.train.hf_adapter import LengthBatchedTrainer
-from mrpc_finetune.train.preparation import Prepared, best_metric_name, finish_run, greater_is_better, prepare_run
+from mrpc_finetune.train.preparation import (
+    Prepared,
+    best_metric_name,
+    both_orders_metrics,
+    finish_run,
+    greater_is_better,
+    prepare_run,
+)
 
 
 def main(recipe: Recipe, *, on_evaluate=None) -> dict:
@@ -169,13 +176,15 @@ def train_or_resume(trainer: LengthBatchedTrainer, recipe: Recipe, run: rundir.R
 
 
 def evaluate_best(trainer: LengthBatchedTrainer, prepared: Prepared) -> dict:
-    """The model as it is now on the dev split(s), then once on each labelled test split; rows per split."""
+    """The model as it is now on the dev split(s), then once on each labelled test split; rows per split; and with
+    ``eval.both_orders`` the same splits in both sentence orders."""
     metrics = trainer.evaluate()
     for name, prefix in loop_sequence.split_prefixes(list(prepared.test_splits), test=True).items():
         metrics.update(trainer.evaluate(eval_dataset=prepared.test_splits[name], metric_key_prefix=prefix))
     metrics.pop("epoch", None)  # the evaluation's copy; run_figures gives the training's
     metrics.update(loop_sequence.row_counts(prepared.eval_splits))
     metrics.update(loop_sequence.row_counts(prepared.test_splits, test=True))
+    metrics.update(both_orders_metrics(trainer.model, prepared, trainer.args.per_device_eval_batch_size))
     return metrics
 
 
