@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mrpc_finetune import mean_pooling
 from mrpc_finetune.data import batching, loading
 from mrpc_finetune.data import checks as data_checks
 from mrpc_finetune.errors import UserError
@@ -19,9 +20,11 @@ from mrpc_finetune.run import rundir
 
 
 def load_run_model(run: rundir.RunDir):
-    """Tokenizer and model of a finished run, from safetensors, never running remote code."""
+    """Tokenizer and model of a finished run, from safetensors, never running remote code (a mean-pooled model
+    is built by this package's own class, not by the copy of its code in the folder)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    mean_pooling.register_auto_classes()
     tokenizer = AutoTokenizer.from_pretrained(run.model, trust_remote_code=False)
     model = AutoModelForSequenceClassification.from_pretrained(run.model, use_safetensors=True, trust_remote_code=False)
     return tokenizer, model
@@ -35,6 +38,7 @@ def run_task(run: rundir.RunDir, recipe) -> TaskSpec:
         return task_for(recipe.data)
     from transformers import AutoConfig
 
+    mean_pooling.register_auto_classes()
     config = AutoConfig.from_pretrained(run.model, trust_remote_code=False)
     if config.problem_type == "regression":
         return task_for(recipe.data, ())

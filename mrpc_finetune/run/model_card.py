@@ -66,7 +66,7 @@ def model_card(*, recipe: Recipe, metrics: dict, run_info: dict, summary: dict |
         results_section(results, recipe, task),
         seeds_section(summary) if summary else "",
         hardware_section(metrics, run_info),
-        usage_section(task),
+        usage_section(task, recipe.model.pooler),
         limits_section(recipe, task, metrics, results, summary),
     ]
     body = "\n\n".join(section for section in sections if section)

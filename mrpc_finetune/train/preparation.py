@@ -74,6 +74,7 @@ def _checked_inputs(recipe: Recipe, check_model_files: bool):
     if check_model_files:
         models.check_local_model(recipe.model, tokenizer)  # before the data, so its errors come first
     models.check_max_length(recipe.model, recipe.data.max_length)
+    models.check_pooler(recipe.model)
     task, raw = loading.load_task_and_splits(recipe.data)  # custom data: label names found in the training rows
     tasks.check_eval_metric(recipe.eval.metric, task.name, task.metric_names)  # custom: now classes or scores
     missing = [split for split in task.eval_splits if split not in raw]
