@@ -29,11 +29,16 @@ class EncoderShape:
     """Feed-forward width (``intermediate_size``)."""
     num_labels: int = 2
     """Outputs of the classification head."""
+    pooler: bool = True
+    """Whether a pooler (dense + tanh over [CLS]) feeds the head; False for ``model.pooler=mean``, whose head reads
+    the mean of the tokens (its sum is d adds per token, not a matmul: not counted)."""
 
     @classmethod
     def from_config(cls, config) -> EncoderShape:
-        """From a transformers config (``BertConfig`` and the configs that share its field names)."""
-        return cls(config.num_hidden_layers, config.hidden_size, config.intermediate_size, config.num_labels)
+        """From a transformers config (``BertConfig`` and the configs that share its field names); a mean-pooled
+        model's config says ``pooling="mean"``."""
+        pooler = getattr(config, "pooling", None) != "mean"
+        return cls(config.num_hidden_layers, config.hidden_size, config.intermediate_size, config.num_labels, pooler)
 
     @property
     def layer_params(self) -> int:
@@ -48,9 +53,9 @@ class EncoderShape:
 
     @property
     def head_params(self) -> int:
-        """Pooler (d x d + bias) and classifier (d x labels + bias), applied once per sequence to its first token."""
+        """Pooler (d x d + bias, if any) and classifier (d x labels + bias), applied once per sequence."""
         d = self.hidden
-        return d * d + d + d * self.num_labels + self.num_labels
+        return (d * d + d if self.pooler else 0) + d * self.num_labels + self.num_labels
 
 
 def sequence_training_flops(shape: EncoderShape, length: int) -> int:
@@ -60,7 +65,7 @@ def sequence_training_flops(shape: EncoderShape, length: int) -> int:
     of its input and of itself): 6 x params per token, the usual 6N rule over the non-embedding parameters
     (embedding lookups are not matmuls). Attention adds two matmuls per layer whose size grows with the
     length: scores Q K^T and the weighted sum of V, each n x n x d multiply-adds, so 4 n^2 d FLOPs forward and
-    12 n^2 d forward + backward per layer. The pooler and the head run on one token per sequence.
+    12 n^2 d forward + backward per layer. The pooler and the head run once per sequence.
 
         6 * encoder_params * n  +  12 * layers * hidden * n^2  +  6 * head_params
     """

@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from mrpc_finetune import mean_pooling
 from mrpc_finetune.errors import UserError, first_line
 from mrpc_finetune.hub import OFFLINE_ROUTE, hub_reachable
 from mrpc_finetune.recipe.schema import ModelConfig
@@ -149,10 +150,11 @@ POSITION_OFFSET_MODELS = ("roberta", "xlm-roberta", "camembert", "data2vec-text"
 """Models whose position ids start after the padding id, so ``max_position_embeddings`` counts two extra rows."""
 
 
-def load_config(cfg: ModelConfig):
-    """The model's ``config.json`` as a transformers config, from its folder, the Hub or the cache."""
+def model_config(cfg: ModelConfig):
+    """The checkpoint's transformers config (mean-pooled ones read by this package's class, never the folder's)."""
     from transformers import AutoConfig
 
+    mean_pooling.register_auto_classes()
     source = resolve_model_path(cfg.name)
     kwargs = {"revision": cfg.revision, "trust_remote_code": cfg.trust_remote_code}
     if source != cfg.name or Path(source).is_dir():
@@ -160,9 +162,14 @@ def load_config(cfg: ModelConfig):
     return _from_hub_or_cache(AutoConfig.from_pretrained, source, **kwargs)
 
 
+def check_pooler(cfg: ModelConfig) -> None:
+    """``model.pooler`` fits the checkpoint (mean pooling: a BERT encoder; a mean-pooled checkpoint: mean)."""
+    mean_pooling.check_pooler(cfg.pooler, model_config(cfg), cfg.name)
+
+
 def max_positions(cfg: ModelConfig) -> int | None:
     """The longest input the model's position embeddings hold (512 for BERT and MiniLM); None if unknown."""
-    config = load_config(cfg)
+    config = model_config(cfg)
     positions = getattr(config, "max_position_embeddings", None)
     if not isinstance(positions, int):
         return None
@@ -212,14 +219,17 @@ def load_model(cfg: ModelConfig, task: TaskSpec, label_names: tuple[str, ...] | 
         "revision": cfg.revision,
         "trust_remote_code": cfg.trust_remote_code,
         "use_safetensors": True,
-        "ignore_mismatched_sizes": _replaces_regression_head(load_config(cfg), len(names) or 1, cfg.name),
+        "ignore_mismatched_sizes": _replaces_regression_head(model_config(cfg), len(names) or 1, cfg.name),
         "output_loading_info": True,
     }
     if cfg.dropout is not None:
         kwargs.update(hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.dropout)
     if cfg.classifier_dropout is not None:
         kwargs["classifier_dropout"] = cfg.classifier_dropout
-    loader = AutoModelForSequenceClassification.from_pretrained
+    check_pooler(cfg)
+    loader = (
+        mean_pooling.from_pretrained if cfg.pooler == "mean" else AutoModelForSequenceClassification.from_pretrained
+    )
     try:
         if source != cfg.name or Path(source).is_dir():
             model, loading_info = loader(source, **kwargs)

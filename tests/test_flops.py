@@ -49,6 +49,23 @@ def test_parameter_counts_match_a_real_bert():
     assert encoder + head + embeddings == sum(p.numel() for p in model.parameters())
 
 
+def test_a_mean_pooled_model_counts_no_pooler():
+    from mrpc_finetune.mean_pooling.modeling_mean_pooled_bert import (
+        MeanPooledBertConfig,
+        MeanPooledBertForSequenceClassification,
+    )
+
+    config = MeanPooledBertConfig(
+        vocab_size=100, hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=48, num_labels=3
+    )
+    model = MeanPooledBertForSequenceClassification(config)
+    shape = flops.EncoderShape.from_config(config)
+    assert not shape.pooler
+    assert shape.head_params == sum(p.numel() for p in model.classifier.parameters()) == 32 * 3 + 3
+    embeddings = sum(p.numel() for p in model.bert.embeddings.parameters())
+    assert shape.encoder_params + shape.head_params + embeddings == sum(p.numel() for p in model.parameters())
+
+
 def test_matmul_peak_is_a_plausible_rate(one_torch_thread):
     peak = flops.matmul_peak_flops(torch.float32, "cpu", size=128, trials=2)
     assert 1e8 < peak < 1e13  # between 0.1 GFLOP/s and 10 TFLOP/s for one CPU thread

@@ -338,13 +338,16 @@ MIXED_PRECISION = {"trainer": "bf16", "torch": "fp16", "accelerate": "bf16"}
 """What each loop runs under mixed precision on a CPU as on a GPU (the torch loop's fp16 has a GradScaler to keep)."""
 
 
-@pytest.mark.slow  # a SIGKILLed subprocess and two more runs, per loop and precision
-@pytest.mark.parametrize("mixed", [False, True], ids=["fp32", "mixed"])
-def test_sigkill_then_resume_ends_like_an_unbroken_run(loop, mixed, tiny_overrides, tmp_path):
+@pytest.mark.slow  # a SIGKILLed subprocess and two more runs, per loop and variant
+@pytest.mark.parametrize("variant", ["fp32", "mixed", "mean"])
+def test_sigkill_then_resume_ends_like_an_unbroken_run(loop, variant, tiny_overrides, tmp_path):
     """Killed (SIGKILL) when evaluating step 6, i.e. mid-epoch with checkpoint-3 complete; dropout on, gradient
-    accumulation on. The resumed run ends with the unbroken run's weights, losses and metrics. Under fp16 the
-    GradScaler grows its scale every 2 steps, so a resume that lost the scaler's state ends with another scale."""
-    common = [o for o in tiny_overrides if not o.startswith("output_dir=")]
+    accumulation on. The resumed run ends with the unbroken run's weights, losses and metrics: in fp32 with the
+    recipe's pooler, under mixed precision, and with mean pooling. Under fp16 the GradScaler grows its scale every 2
+    steps, so a resume that lost the scaler's state ends with another scale."""
+    mixed = variant == "mixed"
+    pooler = "mean" if variant == "mean" else "identity"
+    common = [o for o in tiny_overrides if not o.startswith("output_dir=")] + [f"model.pooler={pooler}"]
     # 64 rows / batch 8 = 8 micro-batches, 4 optimizer steps per epoch; evaluations at 3, 6, 9, 10.
     common += [f"loop={loop}", "train.grad_accum=2", "train.max_steps=10", "eval.strategy=steps", "eval.steps=3"]
     precision = MIXED_PRECISION[loop] if mixed else "fp32"
@@ -531,6 +534,37 @@ def test_every_loop_builds_its_optimizer_from_the_recipe(loop, tiny_overrides, m
     train(load_recipe("mrpc_minilm", [*tiny_overrides, *extra]))
     assert len(built) == 1
     assert built[0] == pytest.approx([1.25e-4, 2.5e-4, 5e-4, 1e-3])  # embeddings, layer 0, layer 1, the top
+
+
+@pytest.mark.parametrize("loop", one_loop_fast("torch"), indirect=True)
+def test_mean_pooling_learns_with_the_head_at_the_top_rate_and_reloads_alike(
+    loop, tiny_model_dir, keyword_dir, tmp_path, monkeypatch
+):
+    """``model.pooler=mean``: the head reads the mean of the tokens (no pooler), trains at the top layer-wise rate,
+    and ``eval`` of the finished run (this package's loader) gives back the run's own final scores."""
+    from mrpc_finetune.inference.evaluation import evaluate_run
+
+    rates = {}
+    original = loop_parts.build_optimizer
+
+    def recording(model, train_config):
+        optimizer = original(model, train_config)
+        lr_of = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+        rates.update({name: lr_of[id(p)] for name, p in model.named_parameters()})
+        return optimizer
+
+    monkeypatch.setattr(loop_parts, "build_optimizer", recording)
+    extra = ("model.pooler=mean", "train.layer_lr_decay=0.5")
+    recipe = keyword_recipe(loop, tiny_model_dir, keyword_dir, tmp_path / "run", *extra)
+    metrics, _ = train(recipe)
+    assert metrics["eval_accuracy"] >= 0.9, metrics
+    assert not any("pooler" in name for name in rates)
+    assert rates["classifier.weight"] == rates["classifier.bias"] == pytest.approx(3e-3)  # the top rate
+    assert rates["bert.encoder.layer.1.output.dense.weight"] == pytest.approx(1.5e-3)
+    assert rates["bert.embeddings.word_embeddings.weight"] == pytest.approx(3e-3 / 8)
+    again = evaluate_run(recipe.run_dir)
+    assert again["eval_accuracy"] == metrics["eval_accuracy"]
+    assert again["eval_loss"] == pytest.approx(metrics["eval_loss"], rel=CLOSE)
 
 
 def test_swapped_pairs_double_the_training_rows(loop, tiny_overrides):

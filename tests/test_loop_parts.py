@@ -65,3 +65,18 @@ def test_layer_wise_learning_rates(tiny_model_dir):
     assert wd_of[id(named["bert.encoder.layer.0.attention.self.query.weight"])] == 0.01
     assert decayed.param_groups[0]["lr"] == 1e-3  # the top group first: the learning rate the logs show
     assert sum(len(g["params"]) for g in decayed.param_groups) == len(named)
+
+
+def test_layer_wise_learning_rates_of_a_mean_pooled_model(tiny_model_dir):
+    """No pooler to place: the classifier alone makes the top group, at ``lr``."""
+    from mrpc_finetune.models import load_model
+    from mrpc_finetune.recipe.schema import ModelConfig
+    from mrpc_finetune.recipe.tasks import get_task
+
+    model = load_model(ModelConfig(name=str(tiny_model_dir), pooler="mean"), get_task("mrpc"))
+    optimizer = loop_parts.build_optimizer(model, TrainConfig(lr=1e-3, layer_lr_decay=0.5))
+    top = {id(p) for group in optimizer.param_groups if group["lr"] == 1e-3 for p in group["params"]}
+    assert top == {id(model.classifier.weight), id(model.classifier.bias)}
+    assert optimizer.param_groups[0]["lr"] == 1e-3
+    assert sorted({group["lr"] for group in optimizer.param_groups}) == pytest.approx([1.25e-4, 2.5e-4, 5e-4, 1e-3])
+    assert sum(len(group["params"]) for group in optimizer.param_groups) == len(list(model.parameters()))

@@ -87,6 +87,8 @@ def test_card_text_holds_the_runs_numbers_recipe_data_and_limits(mrpc_card, tiny
     assert "408 rows" in text and "±0.0370" in text  # 1.96 * sqrt(p (1 - p) / n) for p = 0.8235, n = 408
     assert "279 of them paraphrases" in text and "0.684 accuracy" in text
     assert "Across 5 seeds eval_accuracy ranged 0.8064 to 0.8309" in text
+    assert "Pooling: the classifier reads a pooler (dense + tanh) over the [CLS] token" in text  # model.pooler=identity
+    assert "trust_remote_code=True" not in text  # a standard BertForSequenceClassification (mean: test_mean_pooling.py)
 
 
 def test_card_for_custom_data_and_a_local_model(tmp_path, tiny_model_dir):

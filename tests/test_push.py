@@ -115,3 +115,38 @@ def test_failed_upload_is_one_line(finished_run, hub_calls, capsys, monkeypatch)
         code == 2
         and err == "error: push me/model: the upload failed (403 Forbidden: you have no write access to me/model)\n"
     )
+
+
+@pytest.fixture
+def mean_pooled_run(finished_run):
+    """A finished run whose model is ``model.pooler=mean``'s custom architecture, saved as training saves it."""
+    from mrpc_finetune.mean_pooling.modeling_mean_pooled_bert import (
+        MeanPooledBertConfig,
+        MeanPooledBertForSequenceClassification,
+    )
+
+    config = MeanPooledBertConfig(
+        vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16
+    )
+    MeanPooledBertForSequenceClassification(config).save_pretrained(finished_run / "model")
+    return finished_run
+
+
+def test_a_mean_pooled_model_is_pushed_with_its_code(mean_pooled_run, hub_calls, capsys, monkeypatch):
+    from mrpc_finetune import hub
+
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: True)
+    code, _, err = push(capsys, mean_pooled_run, "me/model")
+    assert code == 0, err
+    folder = hub_calls[-1][2]["folder_path"]
+    assert folder == str(mean_pooled_run / "model")
+    assert (mean_pooled_run / "model" / "modeling_mean_pooled_bert.py").is_file()  # uploaded with the folder
+
+
+def test_a_model_without_the_code_its_config_names_is_not_pushed(mean_pooled_run, hub_calls, capsys, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    (mean_pooled_run / "model" / "modeling_mean_pooled_bert.py").unlink()
+    code, _, err = push(capsys, mean_pooled_run, "me/model")
+    assert code == 2 and err.count("\n") == 1 and hub_calls == []
+    assert "auto_map needs modeling_mean_pooled_bert.py, which is not in the folder" in err

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mrpc_finetune import mean_pooling
 from mrpc_finetune.data import batching, loading
 from mrpc_finetune.errors import UserError
 from mrpc_finetune.inference import averaging
@@ -106,9 +107,11 @@ def probabilities(scorer: Scorer, raw) -> Probabilities:
 
 
 def load_run_model(run: rundir.RunDir):
-    """Tokenizer and model of a finished run, from safetensors, never running remote code."""
+    """Tokenizer and model of a finished run, from safetensors, never running remote code (a mean-pooled model
+    is built by this package's own class, not by the copy of its code in the folder)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    mean_pooling.register_auto_classes()
     tokenizer = AutoTokenizer.from_pretrained(run.model, trust_remote_code=False)
     model = AutoModelForSequenceClassification.from_pretrained(run.model, use_safetensors=True, trust_remote_code=False)
     return tokenizer, model

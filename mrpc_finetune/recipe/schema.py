@@ -32,10 +32,12 @@ class ModelConfig:
     """Override of the encoder's ``hidden_dropout_prob`` and ``attention_probs_dropout_prob``; None keeps the config's."""
     classifier_dropout: float | None = None
     """Dropout before the classification head; None uses the encoder's dropout."""
-    pooler: Literal["pretrained", "identity"] = "pretrained"
-    """Start of the pooler (dense + tanh over [CLS]) that feeds the classifier: ``pretrained`` keeps the checkpoint's;
-    ``identity`` starts it as tanh([CLS]), for checkpoints whose pooler was never trained (sentence-transformers
-    models pool by mean, so their pooler is near zero and the head starts almost blind)."""
+    pooler: Literal["pretrained", "identity", "mean"] = "pretrained"
+    """What feeds the classifier. ``pretrained``: the checkpoint's pooler (dense + tanh over [CLS]); ``identity``: that
+    pooler started as tanh([CLS]), for checkpoints whose pooler was never trained (sentence-transformers models pool
+    by mean, so their pooler is near zero and the head starts almost blind); ``mean``: no pooler, the mean of the last
+    hidden states over the real tokens, as sentence-transformers trained them (BERT checkpoints only; the saved model
+    then loads elsewhere with ``trust_remote_code=True``: docs/recipes.md, "What the classifier reads")."""
     trust_remote_code: bool = False
     """Run Python code shipped with a Hub model. Off unless a recipe sets it on explicitly."""
 

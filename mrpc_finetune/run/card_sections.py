@@ -1,5 +1,5 @@
 """The Markdown sections of a run's model card (``model_card.model_card`` puts them together): title, base model,
-data, recipe, results, seeds, hardware, usage and what the numbers can and cannot say."""
+data, recipe, results, seeds, hardware and what the numbers can and cannot say (usage: ``card_usage``)."""
 
 from __future__ import annotations
 
@@ -179,23 +179,6 @@ def hardware_section(metrics: dict, run_info: dict) -> str:
     lines = ["## Training time and hardware", "", "| | |", "| --- | --- |"]
     lines += [f"| {label} | {value} |" for label, value in rows if value is not None]
     return "\n".join(lines)
-
-
-def usage_section(task: TaskSpec) -> str:
-    pair = len(task.text_columns) == 2
-    example = '{"text": "first sentence", "text_pair": "second sentence"}' if pair else '"some text"'
-    return "\n".join(
-        [
-            "## How to use",
-            "",
-            "```python",
-            "from transformers import pipeline",
-            "",
-            'classifier = pipeline("text-classification", model="THIS_FOLDER_OR_REPO_ID")',
-            f"print(classifier({example}))",
-            "```",
-        ]
-    )
 
 
 def limits_section(recipe: Recipe, task: TaskSpec, metrics: dict, results: dict, summary: dict | None) -> str:

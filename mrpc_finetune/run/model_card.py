@@ -26,8 +26,8 @@ from mrpc_finetune.run.card_sections import (
     results_section,
     seeds_section,
     title_section,
-    usage_section,
 )
+from mrpc_finetune.run.card_usage import usage_section
 from mrpc_finetune.run.rundir import atomic_write_text
 
 
@@ -69,7 +69,7 @@ def model_card(*, recipe: Recipe, metrics: dict, run_info: dict, summary: dict |
         both_orders_section(recipe),
         seeds_section(summary) if summary else "",
         hardware_section(metrics, run_info),
-        usage_section(task),
+        usage_section(task, recipe.model.pooler),
         limits_section(recipe, task, metrics, results, summary),
     ]
     body = "\n\n".join(section for section in sections if section)

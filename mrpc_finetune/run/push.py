@@ -60,6 +60,12 @@ def check_pushable(run_dir: str | Path, repo_id: str) -> Path:
             f"{run.model}: no model card (README.md); write one with mrpc_finetune.run.model_card.write_model_card "
             f"before pushing"
         )
+    missing = missing_code_files(run.model)
+    if missing:
+        raise UserError(
+            f"{run.model}: config.json's auto_map needs {missing[0]}, which is not in the folder, so the pushed model "
+            f"could not be loaded; train the run again (save_pretrained writes it) or copy the file back"
+        )
     try:
         validate_repo_id(repo_id)
     except HFValidationError as err:
@@ -76,3 +82,18 @@ def check_pushable(run_dir: str | Path, repo_id: str) -> Path:
             "nothing was uploaded"
         )
     return run.model
+
+
+def missing_code_files(model_dir: Path) -> list[str]:
+    """The Python files a custom architecture's ``auto_map`` (config.json) names that the folder lacks: a
+    ``model.pooler=mean`` model needs ``modeling_mean_pooled_bert.py`` beside its weights to load anywhere else.
+    References to another repository's code (``repo--module.Class``) are that repository's to hold."""
+    import json
+
+    try:
+        auto_map = json.loads((model_dir / "config.json").read_text()).get("auto_map") or {}
+    except (OSError, ValueError, AttributeError) as err:
+        raise UserError(f"{model_dir}/config.json: cannot be read ({first_line(err)})") from None
+    references = [r for value in auto_map.values() for r in (value if isinstance(value, list) else [value])]
+    files = {f"{r.rsplit('.', 1)[0]}.py" for r in references if isinstance(r, str) and "--" not in r}
+    return sorted(name for name in files if not (model_dir / name).is_file())

@@ -88,6 +88,7 @@ def _checked_inputs(recipe: Recipe, check_model_files: bool):
     if check_model_files:
         models.check_local_model(recipe.model, tokenizer)  # before the data, so its errors come first
     models.check_max_length(recipe.model, recipe.data.max_length)
+    models.check_pooler(recipe.model)
     loaded = loading.load_data(recipe.data)  # custom data: label names found in the training rows
     task, raw = loaded.task, loaded.splits
     tasks.check_eval_metric(recipe.eval.metric, task.name, task.metric_names)  # custom: now classes or scores
