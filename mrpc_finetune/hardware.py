@@ -35,15 +35,20 @@ def select_precision(
 
 
 def cpu_precision_note(precision: str, cuda_available: bool | None = None) -> str | None:
-    """The line a bf16/fp16 run on a CPU prints: it checks the mixed-precision path; it is not there for speed."""
+    """The line a bf16/fp16 run on a CPU prints: what that path costs there (docs/benchmarks.md measured both)."""
     import torch
 
     cuda = torch.cuda.is_available() if cuda_available is None else cuda_available
     if cuda or precision not in ("bf16", "fp16"):
         return None
+    if precision == "bf16":
+        return (
+            "note: train.precision=bf16 on a CPU: bf16 autocast is faster than fp32 only on CPUs with bf16 units "
+            "(AVX512-BF16, AMX), slower on others (docs/loops.md#mixed-precision)"
+        )
     return (
-        f"note: train.precision={precision} on a CPU runs the {precision} autocast path to check it, not for speed: "
-        "a CPU without bf16/fp16 matrix units computes it more slowly than fp32"
+        "note: train.precision=fp16 on a CPU runs the fp16 autocast and GradScaler path to check it, not for speed: "
+        "CPUs have no fast fp16 matmuls, so it is many times slower than fp32 (docs/loops.md#mixed-precision)"
     )
 
 

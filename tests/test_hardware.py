@@ -26,7 +26,8 @@ def test_mixed_precision_on_a_cpu_runs_where_the_loop_can():
 
 
 def test_a_cpu_run_under_mixed_precision_says_what_it_is_for():
-    assert "not for speed" in cpu_precision_note("bf16", cuda_available=False)
+    assert "faster than fp32 only on CPUs with bf16 units" in cpu_precision_note("bf16", cuda_available=False)
+    assert "to check it, not for speed" in cpu_precision_note("fp16", cuda_available=False)
     assert cpu_precision_note("bf16", cuda_available=True) is None
     assert cpu_precision_note("fp32", cuda_available=False) is None
 

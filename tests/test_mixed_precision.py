@@ -115,7 +115,7 @@ def test_each_loop_runs_and_labels_mixed_precision(
     assert f"| precision | {precision} |" in (out / "model" / "README.md").read_text()
     assert metrics["eval_accuracy"] >= 0.9  # it learns, as in fp32 (test_loop_contract.test_it_learns)
     if ON_CPU:
-        assert "runs the " + precision + " autocast path to check it, not for speed" in capsys.readouterr().err
+        assert f"note: train.precision={precision} on a CPU" in capsys.readouterr().err
     # The saved model is fp32 (autocast keeps fp32 master weights) and loads the plain way.
     assert {t.dtype for t in weights(out / "model").values()} == {torch.float32}
     # Its first losses stay close to an fp32 run of the same steps.
