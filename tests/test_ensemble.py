@@ -119,7 +119,9 @@ def test_mismatched_members_are_refused_by_name(finished_tiny_runs, tmp_path, ch
         expected = f"ensemble member {other}: labels ['no', 'yes'] differ"
     elif change == "tokenizer":
         tokenizer = other / "model" / "tokenizer.json"
-        tokenizer.write_text(tokenizer.read_text() + " ")
+        spec = json.loads(tokenizer.read_text())
+        spec["normalizer"] = {"type": "Lowercase"}  # another way to split text
+        tokenizer.write_text(json.dumps(spec))
         expected = f"ensemble member {other}: its tokenizer differs from {member}'s"
     elif change == "unfinished":
         (other / "metrics.json").unlink()
@@ -131,6 +133,24 @@ def test_mismatched_members_are_refused_by_name(finished_tiny_runs, tmp_path, ch
         build_ensemble([member, other], tmp_path / "ens")
     assert str(err.value).startswith(expected) and "\n" not in str(err.value), str(err.value)
     assert not (tmp_path / "ens").exists()
+
+
+def test_members_whose_tokenizers_differ_only_in_last_call_state_agree(finished_tiny_runs, tmp_path):
+    """A run whose splits came from the datasets cache saves the tokenizer's padding/truncation state as loaded,
+    another as its last call left it: the same tokenizer, which transformers resets on every call."""
+    member = finished_tiny_runs["one_order"]
+    other = tmp_path / "other"
+    shutil.copytree(member, other)
+    tokenizer = other / "model" / "tokenizer.json"
+    spec = json.loads(tokenizer.read_text())
+    spec["padding"] = {"strategy": {"Fixed": 128}, "direction": "Right", "pad_to_multiple_of": None}
+    spec["padding"] |= {"pad_id": 0, "pad_type_id": 0, "pad_token": "[PAD]"}
+    tokenizer.write_text(json.dumps(spec, indent=1))
+    config = json.loads((other / "recipe.json").read_text())
+    config["seed"] = 7
+    (other / "recipe.json").write_text(json.dumps(config))
+    build_ensemble([member, other], tmp_path / "ens")
+    assert (tmp_path / "ens" / "metrics.json").is_file()
 
 
 def test_the_output_folder_is_an_ensemble_or_new(finished_tiny_runs, tmp_path):

@@ -165,11 +165,22 @@ def _labels(run: rundir.RunDir) -> list[str]:
     return [id2label[key] for key in sorted(id2label, key=int)]
 
 
+RUNTIME_STATE = ("padding", "truncation")
+"""Keys of ``tokenizer.json`` that hold the state of the tokenizer's last call, not how it splits text: whether a
+run's tokenization came from the ``datasets`` cache decides what gets saved there, and transformers resets both on
+every call. Runs of one recipe can differ in them; the fingerprint leaves them out."""
+
+
 def tokenizer_fingerprint(run: rundir.RunDir) -> str:
-    """sha256 over the tokenizer-defining files of the run's model folder."""
+    """sha256 over the tokenizer-defining files of the run's model folder (``tokenizer.json`` less its
+    ``RUNTIME_STATE``)."""
     digest = hashlib.sha256()
     for name in TOKENIZER_FILES:
         path = run.model / name
         if path.is_file():
-            digest.update(name.encode() + b"\0" + path.read_bytes())
+            content = path.read_bytes()
+            if name == "tokenizer.json":
+                spec = {k: v for k, v in json.loads(content).items() if k not in RUNTIME_STATE}
+                content = json.dumps(spec, sort_keys=True).encode()
+            digest.update(name.encode() + b"\0" + content)
     return digest.hexdigest()
