@@ -168,7 +168,7 @@ def hardware_section(metrics: dict, run_info: dict) -> str:
         ("wall time (loading, training, final evaluation)", _seconds(metrics.get("wall_seconds"))),
         ("peak memory (resident, main process)", _megabytes(metrics.get("peak_memory_mb"))),
         ("device", _device(run_info.get("device"))),
-        ("precision", metrics.get("precision") or run_info.get("precision")),  # what the forward pass ran in,
+        ("precision", metrics.get("precision") or run_info.get("precision")),  # what the forward pass ran in
         ("processes", run_info.get("num_processes")),
         ("optimizer steps", metrics.get("global_step")),
         ("loop", metrics.get("loop")),
