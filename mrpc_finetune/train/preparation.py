@@ -67,7 +67,8 @@ def prepare(recipe: Recipe, with_model: bool = True) -> Prepared:
     model = models.load_model(recipe.model, task, tokenizer=tokenizer) if with_model else None
     collator = batching.make_collator(tokenizer, hardware.pad_to_multiple_of(precision))
     prepared = Prepared(task, tokenizer, model, splits, collator, precision, labelled_tests, loaded.rows_excluded)
-    prepared.swapped = dict(loading.tokenize_splits(swapped, tokenizer, task, recipe.data))
+    if swapped:  # eval.both_orders: the scored splits with their two texts swapped
+        prepared.swapped = dict(loading.tokenize_splits(swapped, tokenizer, task, recipe.data))
     return prepared
 
 
