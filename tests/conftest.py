@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -143,15 +144,23 @@ def tiny_overrides(tiny_model_dir, tiny_mrpc_dir, tmp_path) -> list[str]:
     ]
 
 
-@pytest.fixture
-def one_torch_thread():
+@contextlib.contextmanager
+def single_torch_thread():
     """Tiny models on a shared 2-core machine: one intra-op thread avoids OpenMP threads fighting for the cores."""
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def one_torch_thread():
+    with single_torch_thread():
+        yield
 
 
 def free_port() -> int:
@@ -250,12 +259,8 @@ def finished_tiny_runs(tmp_path_factory, tiny_model_dir, tiny_mrpc_dir) -> dict[
         "eval.strategy=no",
         "eval.both_orders=true",
     ]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with single_torch_thread():
         train_with_loop(load_recipe("mrpc_minilm", overrides))
-    finally:
-        torch.set_num_threads(threads)
     trained, copy = root / "both_orders", root / "one_order"
     shutil.copytree(trained, copy)
     recipe = load_recipe(str(trained / "recipe.json"))

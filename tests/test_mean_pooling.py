@@ -23,7 +23,7 @@ from mrpc_finetune.recipe import load_recipe
 from mrpc_finetune.recipe.schema import ModelConfig
 from mrpc_finetune.recipe.tasks import get_task
 
-from .conftest import mrpc_rows, write_jsonl
+from .conftest import mrpc_rows, single_torch_thread, write_jsonl
 
 CODE_FILE = "modeling_mean_pooled_bert.py"
 
@@ -84,12 +84,8 @@ def mean_run(tiny_model_dir, tiny_mrpc_dir, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("mean") / "run"
     overrides = [f"model.name={tiny_model_dir}", f"data.dir={tiny_mrpc_dir}", f"output_dir={run}", "loop=torch"]
     overrides += ["model.pooler=mean", "train.batch_size=8", "train.lr=1e-3", "train.epochs=2", "eval.batch_size=8"]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with single_torch_thread():
         train_with_loop(load_recipe("mrpc_minilm", overrides))
-    finally:
-        torch.set_num_threads(threads)
     return run
 
 

@@ -20,6 +20,7 @@ from mrpc_finetune.inference.evaluation import evaluate_run
 from mrpc_finetune.train import train_with_loop
 from mrpc_finetune.train.precision import PrecisionProbe
 
+from .conftest import single_torch_thread
 from .test_loop_contract import (
     LOOPS,
     ON_CPU,
@@ -30,7 +31,6 @@ from .test_loop_contract import (
     weights,
 )
 
-MIXED = {torch.bfloat16: "bf16", torch.float16: "fp16"}
 FIRST_LOSS_TOLERANCE = 2e-2
 """How far the first logged losses of a bf16/fp16 run may sit from fp32's (bf16 keeps 8 bits of mantissa: about
 3e-3 relative per rounding; the tiny model's loss is ~0.69)."""
@@ -55,10 +55,8 @@ def matrix() -> list:
 @pytest.fixture
 def one_thread():
     reset_accelerate_state()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with single_torch_thread():
+        yield
     reset_accelerate_state()
 
 

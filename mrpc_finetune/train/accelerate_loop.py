@@ -59,12 +59,11 @@ def train(recipe: Recipe, on_evaluate=None):
         is_main=process.is_main_process,
         wait_for_everyone=process.wait_for_everyone,
     )
-    precision = prepared.precision  # bf16 autocast runs on a CPU too; fp16 there was refused (hardware.py)
     if process.device.type == "cuda":
         loop_parts.enable_tf32_if_supported()
     accelerator = Accelerator(
         cpu=cpu,
-        mixed_precision=MIXED_precision[precision],
+        mixed_precision=MIXED_precision[prepared.precision],  # bf16 runs on a CPU too; fp16 there is refused
         gradient_accumulation_steps=recipe.train.grad_accum,
         dynamo_backend="inductor" if recipe.train.torch_compile else None,
     )
@@ -91,7 +90,7 @@ def train(recipe: Recipe, on_evaluate=None):
         plan=plan,
         state=state,
         trackers=trackers,
-        precision=precision,
+        precision=prepared.precision,
         num_processes=accelerator.num_processes,
         started=started,
         save_checkpoint=partial(_save_checkpoint, accelerator=accelerator, state=state),

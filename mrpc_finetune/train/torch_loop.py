@@ -29,10 +29,10 @@ from mrpc_finetune.run.trackers import open_trackers, recipe_params
 from mrpc_finetune.train import guards, loop_parts, loop_sequence
 from mrpc_finetune.train.loop_parts import LoopState, Processes, StepPlan
 from mrpc_finetune.train.loop_sequence import LoopRun
-from mrpc_finetune.train.precision import PrecisionProbe
+from mrpc_finetune.train.precision import LABELS, PrecisionProbe
 from mrpc_finetune.train.preparation import Prepared, both_orders_metrics, prepare_run
 
-AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+AUTOCAST_DTYPES = {label: dtype for dtype, label in LABELS.items() if label != "fp32"}
 
 
 def main(recipe: Recipe, *, on_evaluate=None) -> dict:
