@@ -4,7 +4,6 @@ SIGKILLed mid-trial; a bad URL, a missing driver, a refused connection; no passw
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -108,20 +107,38 @@ def start_worker(argv: list[str], log: Path) -> subprocess.Popen:
         return subprocess.Popen(command, env=command_env(), stdout=handle, stderr=subprocess.STDOUT)
 
 
-def trial_mid_run(pid: int, out: Path) -> Path | None:
-    """The trial folder under ``out`` that process ``pid`` is training in (it holds a file there open: the run's
-    TensorBoard events), once its first seed has a complete checkpoint; else None."""
-    try:
-        held = [Path(os.readlink(fd)) for fd in Path(f"/proc/{pid}/fd").iterdir()]
-    except OSError:  # the process is ending
-        return None
-    for path in held:
-        if path.is_relative_to(out) and path.relative_to(out).parts[0].startswith("trial-"):
-            trial = out / path.relative_to(out).parts[0]
-            checkpoints = trial / "seed-1" / "checkpoints"
-            if checkpoints.is_dir() and any(is_complete_checkpoint(p) for p in checkpoints.iterdir()):
-                return trial
+def trial_mid_run(out: Path, command_part: str) -> Path | None:
+    """A trial folder under ``out`` whose run was started by a command holding ``command_part`` (its
+    run_info.json says so: in one shared folder, that tells the two workers apart), that has a complete
+    checkpoint and no result yet; else None. (Not the files the worker holds open: TensorBoard opens its events
+    file only to append, so a worker holds files in its trial only while it writes them.)"""
+    for info in sorted(out.glob("trial-*/seed-1/run_info.json")):
+        try:
+            started_by = json.loads(info.read_text())["command"]
+        except (OSError, ValueError, KeyError):  # being written
+            continue
+        checkpoints = info.parent / "checkpoints"
+        if command_part not in started_by or (info.parent / "metrics.json").exists() or not checkpoints.is_dir():
+            continue
+        if any(is_complete_checkpoint(p) for p in checkpoints.iterdir()):
+            return info.parent.parent
     return None
+
+
+def kill_mid_trial(worker: subprocess.Popen, out: Path, command_part: str, log: Path, timeout: float = 240) -> Path:
+    """SIGKILL ``worker`` while it trains a trial (see :func:`trial_mid_run`); the trial's folder. It is stopped
+    first and the trial checked again, so a trial that finished in between is let go and the next one awaited."""
+    deadline = time.time() + timeout
+    while True:
+        assert worker.poll() is None and time.time() < deadline, log.read_text()
+        if (trial := trial_mid_run(out, command_part)) is not None:
+            worker.send_signal(signal.SIGSTOP)
+            if not (trial / "seed-1" / "metrics.json").exists():
+                worker.send_signal(signal.SIGKILL)
+                worker.wait()
+                return trial
+            worker.send_signal(signal.SIGCONT)
+        time.sleep(0.02)
 
 
 @pytest.mark.slow
@@ -147,12 +164,7 @@ def test_two_workers_share_a_study_and_a_killed_trial_is_retried_once(
         argv += ["--output-dir", str(outs[name]), "--heartbeat", "1", "--sampler-seed", str(seed), "--no-prune"]
         workers[name] = start_worker([*argv, *overrides, "train.epochs=3"], logs[name])
     try:
-        deadline = time.time() + 240
-        while (killed := trial_mid_run(workers["A"].pid, outs["A"])) is None:
-            assert workers["A"].poll() is None and time.time() < deadline, logs["A"].read_text()
-            time.sleep(0.02)
-        workers["A"].send_signal(signal.SIGKILL)
-        workers["A"].wait()
+        killed = kill_mid_trial(workers["A"], outs["A"], "--sampler-seed 1", logs["A"])
         assert not (killed / "seed-1" / "metrics.json").exists()  # mid-trial
         # B's next trial must start after A's trial missed 3 heartbeats (3 s), on any machine: however short B's
         # trials, it is held while that time passes (its own heartbeats pause, and no trial of its is then judged)
