@@ -144,6 +144,12 @@ def tiny_overrides(tiny_model_dir, tiny_mrpc_dir, tmp_path) -> list[str]:
     ]
 
 
+@pytest.fixture
+def overrides(tiny_overrides) -> list[str]:
+    """The tiny run's overrides without ``output_dir``, for commands that set it per run (repeat, search)."""
+    return [item for item in tiny_overrides if not item.startswith("output_dir=")]
+
+
 @contextlib.contextmanager
 def single_torch_thread():
     """Tiny models on a shared 2-core machine: one intra-op thread avoids OpenMP threads fighting for the cores."""

@@ -340,23 +340,23 @@ MIXED_PRECISION = {"trainer": "bf16", "torch": "fp16", "accelerate": "bf16"}
 
 @pytest.mark.slow  # a SIGKILLed subprocess and two more runs, per loop and variant
 @pytest.mark.parametrize("variant", ["fp32", "mixed", "mean"])
-def test_sigkill_then_resume_ends_like_an_unbroken_run(loop, variant, tiny_overrides, tmp_path):
+def test_sigkill_then_resume_ends_like_an_unbroken_run(loop, variant, overrides, tmp_path):
     """Killed (SIGKILL) when evaluating step 6, i.e. mid-epoch with checkpoint-3 complete; dropout on, gradient
     accumulation on. The resumed run ends with the unbroken run's weights, losses and metrics: in fp32 with the
     recipe's pooler, under mixed precision, and with mean pooling. Under fp16 the GradScaler grows its scale every 2
     steps, so a resume that lost the scaler's state ends with another scale."""
     mixed = variant == "mixed"
     pooler = "mean" if variant == "mean" else "identity"
-    common = [o for o in tiny_overrides if not o.startswith("output_dir=")] + [f"model.pooler={pooler}"]
+    common = [*overrides, f"model.pooler={pooler}"]
     # 64 rows / batch 8 = 8 micro-batches, 4 optimizer steps per epoch; evaluations at 3, 6, 9, 10.
     common += [f"loop={loop}", "train.grad_accum=2", "train.max_steps=10", "eval.strategy=steps", "eval.steps=3"]
     precision = MIXED_PRECISION[loop] if mixed else "fp32"
     common.append(f"train.precision={precision}")
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "CUBLAS_WORKSPACE_CONFIG": ":4096:8"}
 
-    def worker(recipe: str, *overrides: str, kill: list[str] = ()) -> subprocess.CompletedProcess:
+    def worker(recipe: str, *arguments: str, kill: list[str] = ()) -> subprocess.CompletedProcess:
         command = [sys.executable, str(REPO / "tests" / "loop_worker.py"), "--scaler-growth-interval", "2", *kill]
-        return subprocess.run([*command, recipe, *overrides], env=env, capture_output=True, text=True, timeout=300)
+        return subprocess.run([*command, recipe, *arguments], env=env, capture_output=True, text=True, timeout=300)
 
     unbroken, killed = tmp_path / "unbroken", tmp_path / "killed"
     assert worker("mrpc_minilm", *common, f"output_dir={unbroken}").returncode == 0

@@ -17,12 +17,6 @@ from .kill_checks import kill_after_checkpoint, run_again
 
 
 @pytest.fixture
-def overrides(tiny_overrides):
-    """The tiny run's overrides without output_dir, which repeat sets per seed."""
-    return [item for item in tiny_overrides if not item.startswith("output_dir=")]
-
-
-@pytest.fixture
 def with_test_split(tiny_mrpc_dir, tmp_path, overrides):
     """The tiny overrides on a copy of the tiny MRPC folder that also holds a labelled test.jsonl."""
     folder = tmp_path / "mrpc-with-test"

@@ -19,12 +19,6 @@ MINILM = str(REPO / "recipes" / "mrpc_minilm.py")
 
 
 @pytest.fixture
-def overrides(tiny_overrides):
-    """The tiny run's overrides without output_dir, which search sets per run."""
-    return [item for item in tiny_overrides if not item.startswith("output_dir=")]
-
-
-@pytest.fixture
 def lr_space(tmp_path):
     path = tmp_path / "space.yaml"
     path.write_text("train.lr: loguniform 1e-4 0.2\n")

@@ -31,11 +31,6 @@ def postgres():
 
 
 @pytest.fixture
-def overrides(tiny_overrides):
-    return [item for item in tiny_overrides if not item.startswith("output_dir=")]
-
-
-@pytest.fixture
 def lr_space(tmp_path):
     path = tmp_path / "space.yaml"
     path.write_text("train.lr: loguniform 1e-4 1e-2\n")

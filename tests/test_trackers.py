@@ -17,6 +17,7 @@ from mrpc_finetune.errors import UserError
 from mrpc_finetune.recipe import Recipe, TrainConfig
 from mrpc_finetune.run import tracker_backends
 from mrpc_finetune.run import trackers as trackers_module
+from mrpc_finetune.run.rundir import RunDir
 from mrpc_finetune.run.trackers import check_trackers, open_trackers, recipe_params
 from mrpc_finetune.train import callbacks
 
@@ -100,7 +101,7 @@ def test_mlflow_records_params_metric_histories_final_metrics_and_model(tmp_path
     }
     saved = json.loads(Path(client.download_artifacts(run.info.run_id, "metrics.json", str(tmp_path))).read_text())
     assert saved == FINAL
-    state = json.loads((root / trackers_module.STATE_FILE).read_text())
+    state = json.loads(RunDir(root).trackers_state.read_text())
     assert state["mlflow"] == {"run_id": run.info.run_id, "tracking_uri": sqlite_store}
 
 
@@ -226,7 +227,7 @@ def test_wandb_offline_run_lives_under_the_run_dir_with_the_logged_values(tmp_pa
     check_trackers(recipe)  # offline: no login needed
     root = finished_run(recipe)
 
-    run_id = json.loads((root / trackers_module.STATE_FILE).read_text())["wandb"]["run_id"]
+    run_id = json.loads(RunDir(root).trackers_state.read_text())["wandb"]["run_id"]
     (log_file,) = (root / "wandb").glob(f"offline-run-*-{run_id}/run-{run_id}.wandb")
     # run.finish() hands the records to W&B's service process, which writes them a moment later (a command that
     # exits waits for it): read the log once it holds the run's closing "exit" record.
@@ -295,7 +296,7 @@ def test_tensorboard_events_hold_exactly_the_tags_and_values_logged(tmp_path):
     assert set(found) == {key for values in STEPS.values() for key in values}
     for tag, points in found.items():
         assert points == [(step, pytest.approx(value, rel=1e-6)) for step, value in logged(tag)]
-    assert not (root / trackers_module.STATE_FILE).exists()  # nothing to resume for TensorBoard
+    assert not RunDir(root).trackers_state.exists()  # nothing to resume for TensorBoard
 
 
 @pytest.mark.slow  # a TensorBoard server

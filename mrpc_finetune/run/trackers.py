@@ -27,8 +27,6 @@ from mrpc_finetune.recipe.schema import Recipe
 from mrpc_finetune.run import rundir
 from mrpc_finetune.run.tracker_backends import BACKENDS
 
-STATE_FILE = rundir.TRACKERS_STATE
-"""``RUN/trackers.json``: the MLflow and W&B run ids a resumed run continues."""
 STATUSES = ("FINISHED", "FAILED", "KILLED")
 NOT_PARAMS = ("resume", "overwrite")
 """Recipe keys that say how a run was started, not what it computes (``runs.create`` records them as false)."""
@@ -107,7 +105,7 @@ def open_trackers(recipe: Recipe, run_root: Path, *, enabled: bool = True) -> Tr
         trackers.close("FAILED")
         raise
     if state:
-        rundir.atomic_write_json(run_root / STATE_FILE, state)
+        rundir.atomic_write_json(rundir.RunDir(run_root).trackers_state, state)
     return trackers
 
 
@@ -127,6 +125,6 @@ def _require(tracker: str) -> None:
 
 def _read_state(run_root: Path) -> dict:
     try:
-        return json.loads((run_root / STATE_FILE).read_text())
+        return json.loads(rundir.RunDir(run_root).trackers_state.read_text())
     except (OSError, ValueError):
         return {}
