@@ -96,26 +96,36 @@ def test_inspect_reads_the_shared_files(name):
 
 
 def test_glue_table_reads_the_experiment_folders(tmp_path):
-    """tools/glue_table.py (make glue's last step): one row per task metric from EXP/<task>/summary.json."""
+    """tools/glue_table.py (make glue's last step): one row per task metric from EXP/<task>/summary.json, with the
+    interval repeat wrote there, and what a constant answer scores in the task's metric (CoLA's Matthews: 0)."""
     runs = [
         {"seed": seed, "metrics": {"eval_pearson": p, "eval_spearmanr": s, "wall_seconds": 120.0}}
         for seed, p, s in [(1, 0.80, 0.79), (2, 0.84, 0.81)]
     ]
-    (tmp_path / "stsb" / "seed-1").mkdir(parents=True)
-    (tmp_path / "stsb" / "summary.json").write_text(json.dumps({"runs": runs}))
+    metrics = {"eval_pearson": {"ci95": [0.5659, 1.0741]}, "eval_spearmanr": {"ci95": [0.6729, 0.9271]}}
+    (tmp_path / "exp" / "stsb" / "seed-1").mkdir(parents=True)
+    (tmp_path / "exp" / "stsb" / "summary.json").write_text(json.dumps({"runs": runs, "metrics": metrics}))
     recipe = {"train": {"max_steps": -1, "epochs": 3.0}, "eval": {"strategy": "no"}}
-    (tmp_path / "stsb" / "seed-1" / "recipe.json").write_text(json.dumps(recipe))
-    result = subprocess.run(
-        [sys.executable, str(REPO / "tools" / "glue_table.py"), str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    (tmp_path / "exp" / "stsb" / "seed-1" / "recipe.json").write_text(json.dumps(recipe))
+    cola = [{"seed": 1, "metrics": {"eval_matthews_correlation": 0.3, "wall_seconds": 60.0}}]
+    (tmp_path / "exp" / "cola" / "seed-1").mkdir(parents=True)
+    (tmp_path / "exp" / "cola" / "summary.json").write_text(json.dumps({"runs": cola}))
+    (tmp_path / "exp" / "cola" / "seed-1" / "recipe.json").write_text(json.dumps(recipe))
+    (tmp_path / "glue" / "cola").mkdir(parents=True)
+    labels = [1, 1, 1, 0]
+    (tmp_path / "glue" / "cola" / "validation.jsonl").write_text("".join(f'{{"label": {y}}}\n' for y in labels))
+    command = [sys.executable, str(REPO / "tools" / "glue_table.py"), str(tmp_path / "exp"), "--data"]
+    result = subprocess.run([*command, str(tmp_path / "glue")], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert "| stsb | pearson | 1,2 | **0.8200 ± 0.0283** | 0.8000-0.8400 | 2.0 | last step of 3 epochs;" in "\n".join(
-        lines
+    pearson = (
+        "| stsb | pearson | 1,2 | **0.8200 ± 0.0283** | 0.5659-1.0741 | 0.8000-0.8400 | 2.0 | last step of 3 epochs;"
     )
-    assert any(line.startswith("| stsb | spearmanr | 1,2 | **0.8000 ± 0.0141**") for line in lines)
-    assert "| cola | not measured |" in result.stdout
-    assert (tmp_path / "glue_table.md").read_text() == result.stdout
+    assert any(line.startswith(pearson) and line.endswith("| – |") for line in lines), lines
+    assert any(line.startswith("| stsb | spearmanr | 1,2 | **0.8000 ± 0.0141** | 0.6729-0.9271 |") for line in lines)
+    cola_row = "| cola | matthews_correlation | 1 | **0.3000 (one run)** |  | 0.3000-0.3000 | 1.0 |"
+    assert any(
+        line.startswith(cola_row) and line.endswith("| 0 (the majority class is 0.7500 of rows) |") for line in lines
+    )
+    assert "| rte | not measured |" in result.stdout
+    assert (tmp_path / "exp" / "glue_table.md").read_text() == result.stdout

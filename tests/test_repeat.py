@@ -132,3 +132,17 @@ def test_repeat_learns_the_task_without_tokenizing(capsys, tmp_path, overrides, 
     assert code == 0, err
     summary = json.loads((out / "summary.json").read_text())
     assert summary["selection"]["checkpoint_chosen_on"] == "validation" and [r["seed"] for r in summary["runs"]] == [1]
+
+
+@pytest.mark.slow  # end-to-end repeat: a child training process
+def test_repeat_of_runs_scored_at_their_last_step_says_no_checkpoint_was_chosen(capsys, tmp_path, overrides):
+    """eval.strategy=no (the GLUE recipes): the summary must not claim that validation picked a checkpoint."""
+    out = tmp_path / "seeds"
+    argv = ["repeat", "mrpc_minilm", "--seeds", "1", "--output-dir", str(out), *overrides, "train.max_steps=2"]
+    code = main([*argv, "eval.strategy=no"])
+    _, err = capsys.readouterr()
+    assert code == 0, err
+    selection = json.loads((out / "summary.json").read_text())["selection"]
+    assert selection["checkpoint_chosen_on"] is None and selection["test_used_for_any_choice"] is False
+    assert "last step's model" in selection["note"] and "best" not in selection["note"]
+    assert selection["note"] in (out / "summary.md").read_text()

@@ -2,10 +2,10 @@
 `mrpc-finetune repeat <task>_minilm` (see docs/benchmarks.md, "GLUE tasks with all-MiniLM-L6-v2").
 
     python tools/glue_table.py runs/glue                          # prints the table, writes runs/glue/glue_table.md
-    python tools/glue_table.py runs/glue --data GLUE_DATA         # adds each classification task's majority class
+    python tools/glue_table.py runs/glue --data GLUE_DATA         # adds what a constant answer scores
 
 Reads only the JSON files (no import of mrpc_finetune): per task the validation score of every finished seed, its
-mean ± sample std and min-max, minutes per run (metrics.json `wall_seconds`), and which split chose the scored
+mean ± sample std, the 95% interval of the mean (from repeat's summary.json) and min-max, minutes per run (metrics.json `wall_seconds`), and which split chose the scored
 checkpoint (the run's recipe.json: `eval.strategy` "no" scores the last step's model, so validation chose nothing).
 """
 
@@ -42,13 +42,22 @@ def selection(run_dir: Path) -> str:
     return f"best of {length} on validation (checkpoint chosen on the scored split)"
 
 
-def majority(data: Path | None, task: str) -> str:
+def constant_answer(data: Path | None, task: str) -> str:
+    """What answering the validation split's most common class every time scores, in the task's metric."""
     path = data / task / "validation.jsonl" if data else None
     if task == "stsb" or path is None or not path.is_file():
         return "–"
     labels = Counter(json.loads(line)["label"] for line in path.open() if line.strip())
-    count = labels.most_common(1)[0][1]
-    return f"{count / sum(labels.values()):.4f}"
+    share = labels.most_common(1)[0][1] / sum(labels.values())
+    if task == "cola":  # Matthews correlation is 0 for any constant answer
+        return f"0 (the majority class is {share:.4f} of rows)"
+    return f"{share:.4f}"
+
+
+def interval(summary: dict, metric: str) -> str:
+    """The 95% interval of the mean that repeat wrote into summary.json; blank for a single run."""
+    bounds = summary.get("metrics", {}).get(f"eval_{metric}", {}).get("ci95")
+    return f"{bounds[0]:.4f}-{bounds[1]:.4f}" if bounds else ""
 
 
 def rows(exp: Path, data: Path | None) -> list[str]:
@@ -56,7 +65,7 @@ def rows(exp: Path, data: Path | None) -> list[str]:
     for task in TASKS:
         path = exp / task / "summary.json"
         if not path.is_file():
-            lines.append(f"| {task} | not measured | | | | | | |")
+            lines.append(f"| {task} | not measured | | | | | | | |")
             continue
         summary = json.loads(path.read_text())
         runs = summary["runs"]
@@ -66,8 +75,9 @@ def rows(exp: Path, data: Path | None) -> list[str]:
         for metric in METRICS[task]:
             values = [run["metrics"][f"eval_{metric}"] for run in runs]
             lines.append(
-                f"| {task} | {metric} | {seeds} | **{spread(values)}** | {min(values):.4f}-{max(values):.4f} "
-                f"| {statistics.mean(minutes):.1f} | {scored} | {majority(data, task)} |"
+                f"| {task} | {metric} | {seeds} | **{spread(values)}** | {interval(summary, metric)} "
+                f"| {min(values):.4f}-{max(values):.4f} | {statistics.mean(minutes):.1f} | {scored} "
+                f"| {constant_answer(data, task)} |"
             )
     return lines
 
@@ -75,11 +85,14 @@ def rows(exp: Path, data: Path | None) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("exp", type=Path, help="the folder of the task folders (make glue: GLUE_EXP)")
-    parser.add_argument("--data", type=Path, help="the GLUE folder, for each task's validation majority class")
+    parser.add_argument(
+        "--data", type=Path, help="the GLUE folder, for what a constant answer scores on each validation split"
+    )
     args = parser.parse_args()
     header = [
-        "| task | validation metric | seeds | mean ± std | min-max | minutes/run | scored checkpoint | majority class |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| task | validation metric | seeds | mean ± std | 95% interval of the mean | min-max | minutes/run "
+        "| scored checkpoint | a constant answer |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     table = "\n".join(header + rows(args.exp, args.data)) + "\n"
     (args.exp / "glue_table.md").write_text(table)

@@ -83,7 +83,8 @@ def repeat(
     with _exclusive(out):
         failed = _train_all(recipe_arg, overrides, planned, jobs, threads)
         finished = [(r.seed, r.folder, m) for r in planned if (m := read_metrics(r.folder)) is not None]
-        selection = selection_note(task.eval_splits[0], f"eval_{best_metric_name(base, task)}")
+        metric = f"eval_{best_metric_name(base, task)}"
+        selection = selection_note(task.eval_splits[0], metric, chosen=base.eval.strategy != "no")
         summary = build_summary(recipe=recipe_arg, overrides=overrides, seeds=seeds, runs=finished, selection=selection)
         if finished:
             for path in write_summary(out, summary):

@@ -13,8 +13,20 @@ from mrpc_finetune.experiments import events, plots, stats
 from mrpc_finetune.run.rundir import atomic_write_json, atomic_write_text
 
 
-def selection_note(split: str, metric: str) -> dict[str, Any]:
-    """Which split chose what, for the reader of a summary: test scores must not have chosen anything."""
+def selection_note(split: str, metric: str, *, chosen: bool = True) -> dict[str, Any]:
+    """Which split chose what, for the reader of a summary: test scores must not have chosen anything.
+    ``chosen=False``: the runs evaluated only at the end (``eval.strategy=no``), so ``split`` chose no checkpoint."""
+    if not chosen:
+        return {
+            "checkpoint_chosen_on": None,
+            "metric": metric,
+            "test_used_for_any_choice": False,
+            "note": (
+                f"each run scores its last step's model (eval.strategy=no): no checkpoint was chosen, so the "
+                f"{split} scores chose nothing either, and test_* metrics (when the data has a labelled test split) "
+                f"are measured once on that model"
+            ),
+        }
     return {
         "checkpoint_chosen_on": split,
         "metric": metric,
