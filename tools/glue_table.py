@@ -5,8 +5,9 @@
     python tools/glue_table.py runs/glue --data GLUE_DATA         # adds what a constant answer scores
 
 Reads only the JSON files (no import of mrpc_finetune): per task the validation score of every finished seed, its
-mean ± sample std, the 95% interval of the mean (from repeat's summary.json) and min-max, minutes per run (metrics.json `wall_seconds`), and which split chose the scored
-checkpoint (the run's recipe.json: `eval.strategy` "no" scores the last step's model, so validation chose nothing).
+mean ± sample std, the 95% interval of the mean (from repeat's summary.json) and min-max, minutes per run
+(metrics.json `wall_seconds`), and which split chose the scored checkpoint (the run's recipe.json: `eval.strategy`
+"no" scores the last step's model, so validation chose nothing).
 """
 
 from __future__ import annotations
