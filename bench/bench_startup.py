@@ -18,7 +18,7 @@ STARTUP_PROBE = """
 import json, sys, time
 import transformers
 from mrpc_finetune import cli
-from mrpc_finetune.data import loading
+from mrpc_finetune.data import tokenization
 first_step, tokenized = [], {}
 step = transformers.Trainer.training_step
 def stamped_step(self, *args, **kwargs):
@@ -26,12 +26,12 @@ def stamped_step(self, *args, **kwargs):
         first_step.append(time.time())
     return step(self, *args, **kwargs)
 transformers.Trainer.training_step = stamped_step
-tokenize = loading.tokenize_split
+tokenize = tokenization.tokenize_split
 def recorded_tokenize(dataset, *args, **kwargs):
     out = tokenize(dataset, *args, **kwargs)
     tokenized[out._fingerprint] = sorted(f["filename"] for f in out.cache_files)
     return out
-loading.tokenize_split = recorded_tokenize
+tokenization.tokenize_split = recorded_tokenize
 code = cli.main(sys.argv[1:])
 print("STARTUP_PROBE " + json.dumps({"first_step": first_step[0] if first_step else None, "tokenized": tokenized, "exit": code}))
 """

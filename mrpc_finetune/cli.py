@@ -74,14 +74,14 @@ def _show_key(setting: str, doc: str, indent: str) -> None:
 
 def _cmd_inspect(args) -> None:
     from mrpc_finetune import hardware, models
-    from mrpc_finetune.data import batching, loading
+    from mrpc_finetune.data import batching, loading, tokenization
 
     recipe = load_recipe(args.recipe, args.overrides)
     tokenizer = models.load_tokenizer(recipe.model)
     task, raw = loading.load_task_and_splits(recipe.data)
     if args.split not in raw:
         raise UserError(f"--split {args.split}: not in the data (splits: {', '.join(raw)})")
-    split = loading.tokenize_splits(raw, tokenizer, task, recipe.data)[args.split]
+    split = tokenization.tokenize_splits(raw, tokenizer, task, recipe.data)[args.split]
     lengths = batching.token_lengths(split)
     first = list(range(min(args.n, len(split))))
     multiple = hardware.pad_to_multiple_of(hardware.select_precision(recipe.train.precision))

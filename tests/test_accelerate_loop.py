@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from mrpc_finetune.cli import main as cli_main
-from mrpc_finetune.data import batching, loading
+from mrpc_finetune.data import batching, loading, tokenization
 from mrpc_finetune.inference.evaluation import evaluate_run
 from mrpc_finetune.inference.logits import predict_logits
 from mrpc_finetune.inference.scorer import load_run_model
@@ -105,7 +105,7 @@ def test_two_processes_evaluate_every_row_once_and_agree(tiny_model_dir, tmp_pat
     tokenizer, model = load_run_model(rundir.RunDir(run))
     recipe = load_recipe(str(run / "recipe.json"))
     validation = loading.load_split_file(data_dir / "validation.jsonl")
-    tokenized = loading.tokenize_split(validation, tokenizer, get_task("mrpc"), recipe.data)
+    tokenized = tokenization.tokenize_split(validation, tokenizer, get_task("mrpc"), recipe.data)
     logits = predict_logits(model, tokenized, batching.make_collator(tokenizer), batch_size=32, device="cpu")
     loss = torch.nn.functional.cross_entropy(torch.from_numpy(logits), torch.tensor(np.array(tokenized["labels"])))
     assert metrics["eval_loss"] == pytest.approx(loss.item(), rel=1e-5)

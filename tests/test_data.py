@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mrpc_finetune.data import batching, loading
+from mrpc_finetune.data import batching, loading, tokenization
 from mrpc_finetune.data import checks as data_checks
 from mrpc_finetune.errors import UserError
 from mrpc_finetune.recipe import DataConfig, ModelConfig
@@ -29,7 +29,7 @@ def test_reference_batch_on_real_mrpc(tokenizer):
     cfg = DataConfig(dir=str(SHARED_MRPC))
     raw = loading.load_raw_splits(cfg, MRPC)
     assert raw["train"].num_rows == 3668 and raw["validation"].num_rows == 408
-    train = loading.tokenize_split(raw["train"], tokenizer, MRPC, cfg)
+    train = tokenization.tokenize_split(raw["train"], tokenizer, MRPC, cfg)
     first8 = [train[i] for i in range(8)]
     assert [len(row["input_ids"]) for row in first8] == [50, 59, 47, 67, 59, 50, 62, 32]
     assert set(first8[0]["token_type_ids"]) == {0, 1}  # a pair: segment ids mark the second sentence
@@ -45,7 +45,7 @@ def test_reference_batch_on_real_mrpc(tokenizer):
 @requires_shared_mrpc
 def test_default_sampler_pads_little_on_real_mrpc(tokenizer):
     cfg = DataConfig(dir=str(SHARED_MRPC))
-    train = loading.tokenize_split(loading.load_raw_splits(cfg, MRPC)["train"], tokenizer, MRPC, cfg)
+    train = tokenization.tokenize_split(loading.load_raw_splits(cfg, MRPC)["train"], tokenizer, MRPC, cfg)
     lengths = batching.token_lengths(train)
     grouped = batching.padding_efficiency(
         lengths, batching.batches_of(batching.make_train_sampler(lengths, 32, "group_by_length", 0), 32)
@@ -66,7 +66,7 @@ def test_single_sentence_task(tmp_path, tokenizer):
         ],
     )
     raw = loading.load_raw_splits(DataConfig(task="sst2", dir=str(tmp_path)), sst2)
-    tokenized = loading.tokenize_split(raw["train"], tokenizer, sst2, DataConfig(task="sst2"))
+    tokenized = tokenization.tokenize_split(raw["train"], tokenizer, sst2, DataConfig(task="sst2"))
     assert set(tokenized[0]["token_type_ids"]) == {0}  # one segment
     batch = batching.make_collator(tokenizer)([tokenized[0], tokenized[1]])
     assert list(batch["input_ids"].shape) == [2, 7]  # [CLS] dull and far too long [SEP]
@@ -77,7 +77,7 @@ def test_truncation_at_max_length(tmp_path, tokenizer):
     long_text = " ".join(["word"] * 300)
     write_jsonl(tmp_path / "train.jsonl", [{"sentence1": long_text, "sentence2": "short one", "label": 0, "idx": 0}])
     cfg = DataConfig(dir=str(tmp_path), max_length=32)
-    tokenized = loading.tokenize_split(loading.load_raw_splits(cfg, MRPC)["train"], tokenizer, MRPC, cfg)
+    tokenized = tokenization.tokenize_split(loading.load_raw_splits(cfg, MRPC)["train"], tokenizer, MRPC, cfg)
     ids = tokenized[0]["input_ids"]
     assert len(ids) == 32
     assert tokenized[0]["token_type_ids"][-3:] == [1, 1, 1]  # the long first text was cut, the short pair kept
@@ -205,8 +205,8 @@ def test_map_cache_is_reused(tmp_path, tokenizer):
         tmp_path / "train.jsonl", [{"sentence1": f"s {i}", "sentence2": "t", "label": i % 2} for i in range(20)]
     )
     cfg = DataConfig(dir=str(tmp_path))
-    first = loading.tokenize_split(loading.load_split_file(tmp_path / "train.jsonl"), tokenizer, MRPC, cfg)
-    second = loading.tokenize_split(loading.load_split_file(tmp_path / "train.jsonl"), tokenizer, MRPC, cfg)
+    first = tokenization.tokenize_split(loading.load_split_file(tmp_path / "train.jsonl"), tokenizer, MRPC, cfg)
+    second = tokenization.tokenize_split(loading.load_split_file(tmp_path / "train.jsonl"), tokenizer, MRPC, cfg)
     assert first._fingerprint == second._fingerprint
     assert first.cache_files and first.cache_files == second.cache_files  # the second run read the first's cache
 
@@ -231,3 +231,21 @@ def test_swapped_pairs_follow_every_row(tmp_path):
     assert doubled.column_names == dataset.column_names and doubled.num_rows == 6
     assert doubled[3] == {**rows[0], "sentence1": "second 0", "sentence2": "first 0"}
     assert doubled["label"] == [0, 1, 0, 0, 1, 0]
+
+
+def test_the_saved_tokenizer_is_the_same_whether_the_tokenization_ran_or_came_from_the_cache(tmp_path, minilm_path):
+    """A tokenizer keeps the padding and truncation of its last call and saves them in tokenizer.json: a run whose
+    tokenization came from the datasets cache made no call. Both must save the same file."""
+    from mrpc_finetune.models import load_tokenizer
+
+    rows = [{"sentence1": f"s {i} " * 40, "sentence2": "t", "label": i % 2} for i in range(20)]
+    (tmp_path / "data").mkdir()
+    write_jsonl(tmp_path / "data" / "train.jsonl", rows)
+    cfg = DataConfig(dir=str(tmp_path / "data"), max_length=32)
+    saved = []
+    for attempt in ("ran", "cached"):  # a new tokenizer each time, as in a new run
+        tokenizer = load_tokenizer(ModelConfig(name=minilm_path))
+        tokenization.tokenize_split(loading.load_split_file(tmp_path / "data" / "train.jsonl"), tokenizer, MRPC, cfg)
+        tokenizer.save_pretrained(tmp_path / attempt)
+        saved.append((tmp_path / attempt / "tokenizer.json").read_bytes())
+    assert saved[0] == saved[1]

@@ -16,7 +16,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from mrpc_finetune.cli import main
-from mrpc_finetune.data import loading
+from mrpc_finetune.data import loading, tokenization
 from mrpc_finetune.errors import UserError
 from mrpc_finetune.inference.predict import predict_file, predict_texts
 from mrpc_finetune.recipe import DataConfig, Recipe, load_recipe
@@ -137,7 +137,7 @@ def test_integer_labels_and_pairs_with_renamed_columns(tmp_path, minilm_path):
     cfg = DataConfig(task="custom", dir=str(tmp_path), text_columns=["question", "answer"], label_column="stars")
     task, splits = loading.load_task_and_splits(cfg)
     assert task.label_names == ("1", "3", "5")  # integer labels sorted by value, named by their text
-    tokenized = loading.tokenize_split(splits["train"], AutoTokenizer.from_pretrained(minilm_path), task, cfg)
+    tokenized = tokenization.tokenize_split(splits["train"], AutoTokenizer.from_pretrained(minilm_path), task, cfg)
     assert tokenized["labels"][:3] == [0, 1, 2]
     assert set(tokenized[0]["token_type_ids"]) == {0, 1}  # a pair
 

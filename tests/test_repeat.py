@@ -120,12 +120,12 @@ def test_repeat_bad_input_is_one_line_before_anything(capsys, tmp_path, override
 @pytest.mark.slow  # end-to-end repeat: child training processes
 def test_repeat_learns_the_task_without_tokenizing(capsys, tmp_path, overrides, monkeypatch):
     """The seeds tokenize in their own processes; the command itself only checks inputs and reads the task."""
-    from mrpc_finetune.data import loading
+    from mrpc_finetune.data import tokenization
 
     def refuse(*args, **kwargs):
         raise AssertionError("repeat tokenized the data itself")
 
-    monkeypatch.setattr(loading, "tokenize_splits", refuse)
+    monkeypatch.setattr(tokenization, "tokenize_splits", refuse)
     out = tmp_path / "seeds"
     code = main(["repeat", "mrpc_minilm", "--seeds", "1", "--output-dir", str(out), *overrides, "train.max_steps=2"])
     _, err = capsys.readouterr()

@@ -144,16 +144,16 @@ def test_a_study_of_another_search_is_refused(capsys, tmp_path, overrides, lr_sp
 @pytest.mark.slow  # end-to-end search: several trainings
 def test_search_tokenizes_only_in_its_trials(capsys, tmp_path, overrides, lr_space, monkeypatch):
     """One trial, one seed: one tokenization, the trial's own; the search reads the task without one."""
-    from mrpc_finetune.data import loading
+    from mrpc_finetune.data import tokenization
 
     tokenized = []
-    tokenize_splits = loading.tokenize_splits
+    tokenize_splits = tokenization.tokenize_splits
 
     def count(*args, **kwargs):
         tokenized.append(args[2].name)
         return tokenize_splits(*args, **kwargs)
 
-    monkeypatch.setattr(loading, "tokenize_splits", count)
+    monkeypatch.setattr(tokenization, "tokenize_splits", count)
     out = tmp_path / "search"
     argv = ["search", "mrpc_minilm", "--trials", "1", "--space", lr_space, "--output-dir", str(out)]
     code = main([*argv, *overrides, "train.max_steps=2"])

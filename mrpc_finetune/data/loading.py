@@ -1,6 +1,6 @@
-"""Raw splits (Hub or local files) -> tokenized splits, the padding collator and the training sampler.
+"""Raw splits: Hub or local files, checked, carved, less the rows ``data.exclude`` names.
 
-The checks of what is read (fields, rows, labels, bytes) are in ``checks.py``.
+The checks of what is read (fields, rows, labels, bytes) are in ``checks.py``; tokenizing in ``tokenization.py``.
 """
 
 from __future__ import annotations
@@ -268,31 +268,3 @@ def swapped_pairs(dataset, task: TaskSpec):
     """The rows with their two texts exchanged, in the same order, every other column kept."""
     first, second = task.text_columns
     return dataset.rename_columns({first: second, second: first}).select_columns(dataset.column_names)
-
-
-def _encode(batch, tokenizer, task, max_length):
-    texts = [batch[c] for c in task.text_columns]
-    encoded = tokenizer(*texts, truncation=True, max_length=max_length)
-    if task.label_column in batch:  # labelled splits were checked; unknown labels of test rows become -1
-        encoded["labels"] = [
-            -1 if (label := encode_label(value, task)) is None else label for value in batch[task.label_column]
-        ]
-    return encoded
-
-
-def tokenize_split(dataset, tokenizer, task: TaskSpec, cfg: DataConfig):
-    """Batched ``Dataset.map``; its cache makes the next run with the same inputs re-tokenize nothing."""
-    return dataset.map(
-        _encode,
-        batched=True,
-        num_proc=cfg.num_proc,
-        remove_columns=dataset.column_names,
-        fn_kwargs={"tokenizer": tokenizer, "task": task, "max_length": cfg.max_length},
-        desc="Tokenizing",
-    )
-
-
-def tokenize_splits(raw, tokenizer, task: TaskSpec, cfg: DataConfig):
-    import datasets
-
-    return datasets.DatasetDict({name: tokenize_split(split, tokenizer, task, cfg) for name, split in raw.items()})

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from mrpc_finetune import mean_pooling
-from mrpc_finetune.data import batching, loading
+from mrpc_finetune.data import batching, loading, tokenization
 from mrpc_finetune.errors import UserError
 from mrpc_finetune.inference import averaging
 from mrpc_finetune.recipe.schema import Recipe
@@ -96,7 +96,7 @@ def probabilities(scorer: Scorer, raw) -> Probabilities:
         collator = batching.make_collator(tokenizer)
 
         def of(rows, tokenizer=tokenizer, model=model, collator=collator, recipe=recipe):
-            tokenized = loading.tokenize_split(rows, tokenizer, task, recipe.data)
+            tokenized = tokenization.tokenize_split(rows, tokenizer, task, recipe.data)
             return averaging.model_probabilities(model, tokenized, collator, recipe.eval.batch_size, task)
 
         one_order.append(of(texts))
@@ -166,9 +166,10 @@ def _labels(run: rundir.RunDir) -> list[str]:
 
 
 RUNTIME_STATE = ("padding", "truncation")
-"""Keys of ``tokenizer.json`` that hold the state of the tokenizer's last call, not how it splits text: whether a
-run's tokenization came from the ``datasets`` cache decides what gets saved there, and transformers resets both on
-every call. Runs of one recipe can differ in them; the fingerprint leaves them out."""
+"""Keys of ``tokenizer.json`` that hold the state of the tokenizer's last call, not how it splits text (transformers
+resets both on every call). Runs saved before the tokenization gave the tokenizer back unchanged
+(``data.tokenization.tokenize_split``) differ in them by whether their tokenization came from the ``datasets`` cache,
+and an ensemble may mix such runs: the fingerprint leaves them out."""
 
 
 def tokenizer_fingerprint(run: rundir.RunDir) -> str:

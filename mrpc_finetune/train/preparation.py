@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mrpc_finetune import hardware, models
-from mrpc_finetune.data import batching, loading
+from mrpc_finetune.data import batching, loading, tokenization
 from mrpc_finetune.data import checks as data_checks
 from mrpc_finetune.errors import UserError
 from mrpc_finetune.metrics import both_orders_prefix, split_prefixes
@@ -60,7 +60,7 @@ def prepare(recipe: Recipe, with_model: bool = True) -> Prepared:
         print(note, file=sys.stderr)
     if recipe.data.swap_pairs:
         raw["train"] = loading.with_swapped_pairs(raw["train"], task)
-    splits = loading.tokenize_splits(raw, tokenizer, task, recipe.data)
+    splits = tokenization.tokenize_splits(raw, tokenizer, task, recipe.data)
     scored = [name for name in (*task.eval_splits, *labelled_tests) if name in raw] if recipe.eval.both_orders else []
     swapped = {name: loading.swapped_pairs(raw[name], task) for name in scored}
     set_seed(recipe.seed)  # the classification head's initial weights depend on it
@@ -68,7 +68,7 @@ def prepare(recipe: Recipe, with_model: bool = True) -> Prepared:
     collator = batching.make_collator(tokenizer, hardware.pad_to_multiple_of(precision))
     prepared = Prepared(task, tokenizer, model, splits, collator, precision, labelled_tests, loaded.rows_excluded)
     if swapped:  # eval.both_orders: the scored splits with their two texts swapped
-        prepared.swapped = dict(loading.tokenize_splits(swapped, tokenizer, task, recipe.data))
+        prepared.swapped = dict(tokenization.tokenize_splits(swapped, tokenizer, task, recipe.data))
     return prepared
 
 
