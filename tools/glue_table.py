@@ -37,7 +37,8 @@ def spread(values: list[float]) -> str:
 def selection(run_dir: Path) -> str:
     recipe = json.loads((run_dir / "recipe.json").read_text())
     steps = recipe["train"]["max_steps"]
-    length = f"{steps} steps" if steps > 0 else f"{recipe['train']['epochs']:g} epochs"
+    epochs = recipe["train"]["epochs"]
+    length = f"{steps} steps" if steps > 0 else f"{epochs:g} epoch{'' if epochs == 1 else 's'}"
     if recipe["eval"]["strategy"] == "no":
         return f"last step of {length}; validation chose nothing"
     return f"best of {length} on validation (checkpoint chosen on the scored split)"
