@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mrpc_finetune"
 LAYERS = [
     ("errors", "hardware", "hub", "flops"),
     ("recipe",),
-    ("data", "models", "mean_pooling", "metrics", "glue_metric"),
+    ("data", "models", "layer_reinit", "mean_pooling", "metrics", "glue_metric"),
     ("run",),
     ("train", "inference"),
     ("experiments",),

@@ -40,9 +40,14 @@ class ModelConfig:
     then loads elsewhere with ``trust_remote_code=True``: docs/recipes.md, "What the classifier reads")."""
     trust_remote_code: bool = False
     """Run Python code shipped with a Hub model. Off unless a recipe sets it on explicitly."""
+    reinit_layers: int = 0
+    """Start the top N encoder layers from fresh random weights (BERT's initializer, under the run's seed) instead
+    of the pretrained ones: the top layers of a pretrained encoder are the most specific to its pretraining task
+    (Zhang et al. 2021, "Revisiting Few-sample BERT Fine-tuning", arXiv:2006.05987). 0 keeps them all."""
 
     def __post_init__(self):
         _check(bool(self.name), "model.name", "must not be empty")
+        _check(self.reinit_layers >= 0, "model.reinit_layers", f"must be >= 0, got {self.reinit_layers}")
         for key in ("dropout", "classifier_dropout"):
             value = getattr(self, key)
             _check(value is None or 0.0 <= value < 1.0, f"model.{key}", f"must be in [0, 1), got {value}")

@@ -16,6 +16,7 @@ from mrpc_finetune import hardware, models
 from mrpc_finetune.data import batching, loading, tokenization
 from mrpc_finetune.data import checks as data_checks
 from mrpc_finetune.errors import UserError
+from mrpc_finetune.layer_reinit import reinit_top_layers
 from mrpc_finetune.metrics import both_orders_prefix, split_prefixes
 from mrpc_finetune.recipe import tasks
 from mrpc_finetune.recipe.schema import Recipe
@@ -65,6 +66,8 @@ def prepare(recipe: Recipe, with_model: bool = True) -> Prepared:
     swapped = {name: loading.swapped_pairs(raw[name], task) for name in scored}
     set_seed(recipe.seed)  # the classification head's initial weights depend on it
     model = models.load_model(recipe.model, task, tokenizer=tokenizer) if with_model else None
+    if model is not None and recipe.model.reinit_layers:  # after the head, so the head's draw is unchanged
+        reinit_top_layers(model, recipe.model.reinit_layers, recipe.model.name)
     collator = batching.make_collator(tokenizer, hardware.pad_to_multiple_of(precision))
     prepared = Prepared(task, tokenizer, model, splits, collator, precision, labelled_tests, loaded.rows_excluded)
     if swapped:  # eval.both_orders: the scored splits with their two texts swapped
