@@ -142,6 +142,24 @@ glue:  ## repeat each *_minilm GLUE recipe over GLUE_SEEDS seeds (SST-2: 1) and 
 	  $(BIN)/mrpc-finetune repeat $${task}_minilm --seeds $$seeds --output-dir $(GLUE_EXP)/$$task data.dir=$(abspath $(GLUE_DATA))/$$task; done
 	$(BIN)/python tools/glue_table.py $(GLUE_EXP) --data $(GLUE_DATA)
 
+# The light search that chose each *_minilm GLUE recipe's settings (docs/benchmarks.md, "The light search per
+# task"): the task's train split carved 90/10 by tools/heldout_folder.py (SST-2: 97/3, its carve is big enough), then
+# GLUE_TRIALS points of the recipe's SEARCH space, each trained to its last step and scored on the carve: the
+# recipe's own point (--recipe-first) and the rest drawn by Optuna's TPE. SST-2: GLUE_SST2_TRIALS points of
+# GLUE_SST2_STEPS steps each, not the recipe's full epoch (20 minutes a point here).
+GLUE_TRIALS ?= 5
+GLUE_SST2_TRIALS ?= 4
+GLUE_SST2_STEPS ?= 400
+.PHONY: glue-search
+glue-search:  ## search each *_minilm GLUE recipe's SEARCH space on a carve of train: make glue-search GLUE_DATA=DIR
+	@test -n "$(GLUE_DATA)" || { echo "error: make glue-search needs GLUE_DATA=DIR, the folder of cola/ sst2/ stsb/ rte/ wnli/" >&2; exit 2; }
+	@set -e; for task in $(GLUE_TASKS); do carve=0.1; trials=$(GLUE_TRIALS); steps=; \
+	  [ $$task != sst2 ] || { carve=0.03; trials=$(GLUE_SST2_TRIALS); steps=train.max_steps=$(GLUE_SST2_STEPS); }; \
+	  [ -d $(GLUE_EXP)/search/$$task-data ] || $(BIN)/python tools/heldout_folder.py $(abspath $(GLUE_DATA))/$$task \
+	    $(GLUE_EXP)/search/$$task-data --task $$task --fraction $$carve; \
+	  $(BIN)/mrpc-finetune search $${task}_minilm --trials $$trials --no-prune --recipe-first --output-dir $(GLUE_EXP)/search/$$task \
+	    data.dir=$(abspath $(GLUE_EXP))/search/$$task-data $$steps; done
+
 # The STS-B -> MRPC chain (docs/recipes.md, "An intermediate task: STS-B, then MRPC"): stsb_minilm_msrfree on
 # GLUE_DATA/stsb (MSRpar pairs dropped), then mrpc_minilm_stsb from its model on DATA (the Hub's MRPC without it).
 # Both runs under CHAIN_RUNS; ARGS reach both (e.g. ARGS="seed=3").

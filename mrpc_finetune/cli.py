@@ -10,7 +10,7 @@ mrpc-finetune predict /tmp/run "first sentence" "second sentence"
 mrpc-finetune new-recipe reviews --from mrpc_minilm data.task=custom data.file=reviews.csv data.text_columns=[review]
 mrpc-finetune push /tmp/run your-name/mrpc-minilm [--private]
 mrpc-finetune repeat mrpc_minilm --seeds 5 [--jobs 2] data.dir=DIR
-mrpc-finetune search mrpc_minilm --trials 20 [--seeds 2] [--space space.yaml] [--write-recipe NAME] data.dir=...
+mrpc-finetune search mrpc_minilm --trials 20 [--space space.yaml] [--recipe-first] [--write-recipe NAME] data.dir=...
 mrpc-finetune ensemble runs/mrpc_minilm-seeds/seed-1 runs/mrpc_minilm-seeds/seed-2 --output-dir runs/mrpc-ens
 mrpc-finetune compare runs/mrpc_minilm runs/mrpc_minilm-seeds [--summary] [--plot compare.png | --no-plot]
 
@@ -191,6 +191,7 @@ def _cmd_search(args) -> None:
         sampler_seed=args.sampler_seed,
         prune_after=None if args.no_prune else args.prune_after,
         write_recipe=args.write_recipe,
+        recipe_first=args.recipe_first,
     )
     search(settings)
 

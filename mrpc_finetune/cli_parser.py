@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--sampler-seed", type=int, default=0, help="seed of the TPE sampler (default 0)")
     search.add_argument("--prune-after", type=int, default=3, help="trials finished before pruning starts (3)")
     search.add_argument("--no-prune", action="store_true", help="run every trial to the end")
+    search.add_argument(
+        "--recipe-first", action="store_true", help="also try the recipe's own values of the searched keys, as a trial"
+    )
     search.add_argument("--write-recipe", default=None, metavar="NAME", help="write the best point as recipes/NAME.py")
 
     compare = commands.add_parser("compare", help="runs and experiment folders side by side: table and curves")

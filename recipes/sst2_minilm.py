@@ -19,3 +19,9 @@ RECIPE = Recipe(
     # Score the last step's model once: the validation split chooses no checkpoint (there is no other split).
     eval=EvalConfig(strategy="no"),
 )
+
+# `make glue-search` (or `mrpc-finetune search sst2_minilm --no-prune data.dir=CARVE`) explores this space on a
+# carve of train; docs/benchmarks.md, "The light search per task", has its trials.
+SEARCH = {
+    "train.lr": "loguniform 2e-5 2e-4",
+}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from mrpc_finetune.cli import main
+from mrpc_finetune.experiments.space import load_space
 from mrpc_finetune.recipe import load_recipe
 
 REPO = Path(__file__).resolve().parent.parent
@@ -69,6 +71,15 @@ def test_recipe_is_scored_by_the_tasks_metric(name, tmp_path, capsys):
     capsys.readouterr()
     assert main(["show", name, f"data.dir={tmp_path}"]) == 0
     assert f"metric_for_best_model = {metric!r}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_recipe_carries_the_space_its_search_explored(name):
+    """make glue-search reads each recipe's SEARCH: it must be there (not the default space) and fit the recipe."""
+    dimensions, source = load_space(name, None, load_recipe(name))
+    assert source.endswith(f"{name}.py SEARCH")
+    assert {d.key for d in dimensions} <= {"train.lr", "train.epochs", "train.warmup_ratio"}
+    assert any(d.key == "train.lr" for d in dimensions)
 
 
 def test_every_minilm_glue_recipe_is_listed():
@@ -129,3 +140,42 @@ def test_glue_table_reads_the_experiment_folders(tmp_path):
     )
     assert "| rte | not measured |" in result.stdout
     assert (tmp_path / "exp" / "glue_table.md").read_text() == result.stdout
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make here")
+def test_make_glue_search_carves_then_searches_each_task(tmp_path):
+    """make glue-search, its programs replaced by stand-ins that log their arguments: per task one carve (SST-2's
+    3%), then one search of the recipe's space that starts from the recipe's own point, every point trained to its
+    last step (SST-2's cut to 400 steps)."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "calls.log"
+    bin_dir.mkdir()
+    for program in ("python", "mrpc-finetune"):
+        stand_in = bin_dir / program
+        stand_in.write_text(f'#!/bin/sh\necho "{program} $*" >> {log}\n')
+        stand_in.chmod(0o755)
+    exp = tmp_path / "exp"
+    command = ["make", "--no-print-directory", "-s", "glue-search", f"BIN={bin_dir}", "GLUE_DATA=/glue"]
+    result = subprocess.run(
+        [*command, f"GLUE_EXP={exp}", "GLUE_TASKS=rte sst2"], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    calls = log.read_text().splitlines()
+    assert calls == [
+        f"python tools/heldout_folder.py /glue/rte {exp}/search/rte-data --task rte --fraction 0.1",
+        f"mrpc-finetune search rte_minilm --trials 5 --no-prune --recipe-first --output-dir {exp}/search/rte data.dir={exp}/search/rte-data",
+        f"python tools/heldout_folder.py /glue/sst2 {exp}/search/sst2-data --task sst2 --fraction 0.03",
+        f"mrpc-finetune search sst2_minilm --trials 4 --no-prune --recipe-first --output-dir {exp}/search/sst2 "
+        f"data.dir={exp}/search/sst2-data train.max_steps=400",
+    ]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make here")
+def test_make_glue_search_without_glue_data_stops_before_anything():
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-s", "glue-search", "GLUE_DATA="], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode != 0 and result.stdout == ""
+    # the recipe's line, then make's own "*** [glue-search] Error 2"
+    assert result.stderr.splitlines()[0] == (
+        "error: make glue-search needs GLUE_DATA=DIR, the folder of cola/ sst2/ stsb/ rte/ wnli/"
+    )

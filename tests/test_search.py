@@ -114,6 +114,11 @@ def test_seeds_average_into_the_objective(capsys, tmp_path, overrides, lr_space)
         ("train.lr: loguniform 1e-5 1e-3", ["--write-recipe", "Bad-Name"], "--write-recipe 'Bad-Name': use lower-case"),
         ("train.lr: loguniform 1e-5 1e-3", ["data.dir=/no/such/mrpc"], "data.dir=/no/such/mrpc: no such folder"),
         ("train.lr: loguniform 1e-5 1e-3", ["model.name=/no/such/model"], "/no/such/model"),
+        (
+            "train.lr: loguniform 1e-5 1e-4",
+            ["--recipe-first"],
+            "--recipe-first: the recipe's train.lr=0.001 is outside",
+        ),
     ],
 )
 def test_search_bad_input_is_one_line_before_training(capsys, tmp_path, overrides, space, argv, message):
@@ -127,6 +132,21 @@ def test_search_bad_input_is_one_line_before_training(capsys, tmp_path, override
     _, err = capsys.readouterr()
     assert code == 2 and err.startswith("error: ") and message in err and err.count("\n") == 1, err
     assert not out.exists()
+
+
+@pytest.mark.slow  # end-to-end search: three tiny trainings
+def test_recipe_first_tries_the_recipes_own_point_once(capsys, tmp_path, overrides, lr_space):
+    """--recipe-first: the recipe's lr (1e-3 in the tiny overrides) is a trial of its own, marked as such; a
+    second worker or a rerun with the flag finds it in the study and does not queue it again."""
+    out = tmp_path / "search"
+    argv = ["search", "mrpc_minilm", "--space", lr_space, "--output-dir", str(out), "--no-prune", "--recipe-first"]
+    assert main([*argv, "--trials", "2", *overrides, "train.epochs=1"]) == 0, capsys.readouterr().err
+    assert main([*argv, "--trials", "3", *overrides, "train.epochs=1"]) == 0, capsys.readouterr().err
+    trials = json.loads((out / "search.json").read_text())["trials"]
+    assert [t["state"] for t in trials] == ["complete"] * 3
+    own = [t for t in trials if t.get("recipe_point")]
+    assert len(own) == 1 and own[0]["number"] == 0 and own[0]["params"] == {"train.lr": 1e-3}
+    assert all(t["params"]["train.lr"] != 1e-3 for t in trials[1:])
 
 
 def test_a_study_of_another_search_is_refused(capsys, tmp_path, overrides, lr_space):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mrpc_finetune.errors import UserError
-from mrpc_finetune.experiments.space import DEFAULT_SPACE, Dimension, load_space, parse_space
+from mrpc_finetune.experiments.space import DEFAULT_SPACE, Dimension, load_space, parse_space, recipe_point
 from mrpc_finetune.recipe import load_recipe
 
 BASE = load_recipe("mrpc_minilm")
@@ -115,3 +115,16 @@ def test_a_search_runs_its_recipe_file_once(tmp_path):
     path.write_text(body.replace("lr=1e-4", "lr=2e-4"))
     assert load_recipe(str(path)).train.lr == 2e-4
     assert runs_log.read_text() == "ran\nran\n"
+
+
+def test_recipe_point_is_the_recipes_own_values_inside_the_space():
+    space = parse_space(
+        {"train.lr": "loguniform 3e-5 3e-4", "train.epochs": "choice 3 4", "model.dropout": "choice 0.0 0.1"},
+        "test",
+        BASE,
+    )
+    point = recipe_point(space, BASE)
+    assert point == {"train.lr": BASE.train.lr, "train.epochs": BASE.train.epochs, "model.dropout": 0.0}
+    (epochs,) = parse_space({"train.epochs": "choice 3 5"}, "test", BASE)  # mrpc_minilm trains 4
+    with pytest.raises(UserError, match=r"recipe's train.epochs=4 is outside the space \(choice 3.0 5.0\)"):
+        recipe_point([epochs], BASE)

@@ -38,7 +38,7 @@ from typing import Any
 from mrpc_finetune.errors import UserError, redact
 from mrpc_finetune.experiments.folders import check_overrides, read_metrics, recipe_for_run
 from mrpc_finetune.experiments.search_report import reporter, results, write_outputs
-from mrpc_finetune.experiments.space import load_space
+from mrpc_finetune.experiments.space import load_space, recipe_point
 from mrpc_finetune.recipe.loading import load_recipe
 from mrpc_finetune.recipe.new_recipe import new_recipe_path
 from mrpc_finetune.recipe.overrides import apply_overrides
@@ -65,6 +65,9 @@ class SearchSettings:
     prune_after: int | None = 3
     """Finished trials before the pruner judges others; None turns pruning off."""
     write_recipe: str | None = None
+    recipe_first: bool = False
+    """Queue the recipe's own values of the searched keys as a trial (once per study), so that the search says
+    whether any point it draws beats what the recipe already had."""
 
 
 SEED_STEP = 1_000_003
@@ -80,6 +83,7 @@ def search(settings: SearchSettings) -> dict[str, Any]:
     _check_settings(settings)
     base = load_recipe(settings.recipe, settings.overrides)
     dimensions, source = load_space(settings.recipe, settings.space_file, base)
+    own_point = recipe_point(dimensions, base) if settings.recipe_first else None
     out = settings.out or Path("runs") / f"{base.name}-search"
     url = settings.storage or f"sqlite:///{(out / 'study.db').resolve()}"
     storage = _storage(url, settings.heartbeat) if settings.storage else None  # a bad --storage, before any loading
@@ -97,6 +101,8 @@ def search(settings: SearchSettings) -> dict[str, Any]:
     }
     direction = "maximize" if greater_is_better(base, task) else "minimize"  # as each trial picks its checkpoint
     study = open_study(storage, settings, base.name, study_info, direction)
+    if own_point is not None:  # skipped where a trial (of any worker, any state) already has these values
+        study.enqueue_trial(own_point, user_attrs={"recipe_point": True}, skip_if_exists=True)
     print(f"search {base.name}: {metric} ({study.direction.name.lower()}) over {source} -> {out}", flush=True)
     objective = Objective(base, dimensions, settings.seeds, out, metric)
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)

@@ -48,7 +48,7 @@ def _trial_row(trial) -> dict[str, Any]:
 
 
 def _extras(trial) -> dict[str, Any]:
-    keys = ("values", "dir", "stopped", "retry_of")
+    keys = ("values", "dir", "stopped", "retry_of", "recipe_point")
     extras = {key: trial.user_attrs[key] for key in keys if key in trial.user_attrs}
     if "failed_trial" in trial.system_attrs:
         extras["retry_of"] = trial.system_attrs["failed_trial"]
@@ -70,7 +70,8 @@ def reporter(out: Path, storage: str, metric: str, info: dict[str, Any]):
             best = f"; best {study.best_value:.4f} (trial {study.best_trial.number})"
         except ValueError:
             best = ""
-        print(f"trial {trial.number}: {outcome} [{params}]{best}", flush=True)
+        own = " (the recipe's own point)" if trial.user_attrs.get("recipe_point") else ""
+        print(f"trial {trial.number}: {outcome} [{params}]{own}{best}", flush=True)
         atomic_write_json(out / "search.json", results(study, storage, metric, info))
 
     return report

@@ -63,6 +63,25 @@ class Dimension:
         return " ".join([self.kind, *map(str, self.values)])
 
 
+def recipe_point(dimensions: list[Dimension], base: Recipe) -> dict[str, Any]:
+    """The recipe's own value of each searched key (``search --recipe-first``); one outside its range is an error."""
+    point = {}
+    for dimension in dimensions:
+        value = recipe_value(base, dimension.key)
+        if dimension.kind == "choice":
+            inside = [choice for choice in dimension.values if choice == value]
+        else:
+            low, high = dimension.values
+            inside = [value] if isinstance(value, (int, float)) and low <= value <= high else []
+        if not inside:
+            raise UserError(
+                f"--recipe-first: the recipe's {dimension.key}={value!r} is outside the space ({dimension}); "
+                "widen the space or drop --recipe-first"
+            )
+        point[dimension.key] = inside[0]
+    return point
+
+
 def load_space(recipe_arg: str, space_file: str | None, base: Recipe) -> tuple[list[Dimension], str]:
     """The space from ``space_file`` (YAML), else the recipe file's ``SEARCH``, else ``DEFAULT_SPACE``; checked.
 
