@@ -201,3 +201,62 @@ def test_search_takes_its_direction_from_the_tasks_rule(capsys, tmp_path, overri
         assert main([*argv, *overrides, f"eval.metric={metric}"]) == 2
     capsys.readouterr()
     assert directions == [("eval_accuracy", "minimize"), ("eval_loss", "maximize")]
+
+
+def study_with_trials(tmp_path, finished: int):
+    """A study on a heartbeat storage (1 s, as ``--heartbeat 1``) holding ``finished`` complete trials."""
+    from mrpc_finetune.experiments.search import _storage
+
+    study = optuna.create_study(storage=_storage(f"sqlite:///{tmp_path / 'study.db'}", 1), direction="maximize")
+    for value in range(finished):
+        study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=float(value)))
+    return study
+
+
+def running_elsewhere(study, beats: int, tell_after: bool):
+    """A trial RUNNING as in another worker: its heartbeat sent every 0.5 s, ``beats`` times, then told (complete)
+    or left to go stale (that worker was killed)."""
+    import threading
+
+    trial = study.ask()
+
+    def worker():
+        for _ in range(beats):
+            study._storage.record_heartbeat(trial._trial_id)
+            time.sleep(0.5)
+        if tell_after:
+            study.tell(trial, 1.0)
+
+    thread = threading.Thread(target=worker, daemon=True)
+    study._storage.record_heartbeat(trial._trial_id)
+    thread.start()
+    return thread
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # the test plays the other worker by hand
+def test_a_worker_waits_for_the_trial_that_completes_the_study_then_stops(capsys, tmp_path):
+    """2 finished + 1 running elsewhere = the 3 asked for: no fourth trial; wait until that one is told."""
+    from mrpc_finetune.experiments.search import room_for_a_trial
+
+    study = study_with_trials(tmp_path, finished=2)
+    assert room_for_a_trial(study, 4, poll=0.2)  # 2 + 1 < 4: start one more
+    thread = running_elsewhere(study, beats=4, tell_after=True)
+    started = time.monotonic()
+    assert not room_for_a_trial(study, 3, poll=0.2)
+    assert time.monotonic() - started >= 1.5  # it waited for the other worker's trial
+    thread.join()
+    assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 3
+    assert "2 trials finished and 1 running elsewhere make 3; waiting for them" in capsys.readouterr().out
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # the test plays the other worker by hand
+def test_a_worker_takes_over_a_trial_whose_heartbeat_stopped(tmp_path):
+    """The other worker dies mid-trial: once its heartbeat is 3 s old, the trial is failed and its point queued,
+    and this worker has room for it instead of leaving the study one short."""
+    from mrpc_finetune.experiments.search import room_for_a_trial
+
+    study = study_with_trials(tmp_path, finished=2)
+    running_elsewhere(study, beats=1, tell_after=False).join()
+    assert room_for_a_trial(study, 3, poll=0.2)
+    states = [t.state for t in study.get_trials()]
+    assert states[2:] == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]

@@ -105,19 +105,51 @@ def search(settings: SearchSettings) -> dict[str, Any]:
         study.enqueue_trial(own_point, user_attrs={"recipe_point": True}, skip_if_exists=True)
     print(f"search {base.name}: {metric} ({study.direction.name.lower()}) over {source} -> {out}", flush=True)
     objective = Objective(base, dimensions, settings.seeds, out, metric)
-    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     storage_label = redact(url) if settings.storage else "sqlite: study.db in this folder"
-    if len(study.get_trials(deepcopy=False, states=finished)) < settings.trials:
+    if room_for_a_trial(study, settings.trials, poll=settings.heartbeat):
         report = reporter(out, storage_label, metric, study_info)
-        callbacks = [optuna.study.MaxTrialsCallback(settings.trials, states=finished), report]
+
+        def stop_at_target(study, _trial) -> None:  # after the report: the finished trial's line comes first
+            if not room_for_a_trial(study, settings.trials, poll=settings.heartbeat):
+                study.stop()
+
         try:
-            study.optimize(objective, callbacks=callbacks, gc_after_trial=True)
+            study.optimize(objective, callbacks=[report, stop_at_target], gc_after_trial=True)
         except KeyboardInterrupt:
             print("interrupted: rerun the same command to continue the search", file=sys.stderr)
             raise SystemExit(130) from None
     result = results(study, storage_label, metric, study_info)
     write_outputs(study, out, result, settings.write_recipe)
     return result
+
+
+def room_for_a_trial(study, target: int, poll: float) -> bool:
+    """Whether this worker should start a trial: True while the finished trials plus those other workers are
+    running fall short of ``target``. Where they reach it, wait until those trials finish (False: the study is
+    done) or their heartbeat stops (they are failed and queued again: True, this worker runs them). So several
+    workers stop at ``target`` finished trials (one more only where two start trials in the same instant), and
+    none leaves the study short by stopping while another's trial may still die."""
+    import optuna
+    from optuna.trial import TrialState
+
+    said = False
+    while True:
+        with warnings.catch_warnings():  # experimental since Optuna 2.9, as the heartbeat storage it serves
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)  # a dead worker's trial: failed, its point queued (WAITING)
+        finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+        running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+        if finished >= target:
+            return False
+        if finished + running < target:
+            return True
+        if not said:
+            print(
+                f"search: {finished} trials finished and {running} running elsewhere make {target}; waiting for them",
+                flush=True,
+            )
+            said = True
+        time.sleep(poll)
 
 
 def _check_settings(settings: SearchSettings) -> None:
