@@ -81,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--write-recipe", default=None, metavar="NAME", help="write the best point as recipes/NAME.py")
 
     compare = commands.add_parser("compare", help="runs and experiment folders side by side: table and curves")
-    compare.add_argument("paths", nargs="+", help="run directories or experiment folders (repeat / search)")
+    compare.add_argument(
+        "paths", nargs="+", help="run directories, experiment folders (repeat / search) or ensemble folders"
+    )
     compare.add_argument("--summary", action="store_true", help="an experiment folder as one row, not its runs")
     compare.add_argument("--plot", default="compare.png", help="PNG of the evaluation curves (compare.png)")
     compare.add_argument("--no-plot", action="store_true", help="the table only: write no PNG")

@@ -110,3 +110,34 @@ def test_the_plot_line_names_the_absolute_path_and_no_plot_writes_none(capsys, e
     out, err = capsys.readouterr()
     assert "plot:" not in out and out.splitlines()[-1].startswith(f"| {root / 'other'} |")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_ensemble_folder_is_one_row_of_its_own_scores(capsys, experiment, tmp_path):
+    """Beside its seeds' mean: the ensemble's own metrics.json, its members' minutes summed, their seeds."""
+    from mrpc_finetune.experiments.ensemble import build_ensemble
+
+    root, _ = experiment
+    members = [root / "exp" / "seed-1", root / "exp" / "seed-2"]
+    build_ensemble(members, tmp_path / "ens")
+    capsys.readouterr()
+    argv = ["compare", str(root / "exp"), str(tmp_path / "ens"), str(root / "other"), "--summary"]
+    code = main([*argv, "--plot", str(tmp_path / "e.png")])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    header, _, summed, ensemble, _ = out.splitlines()[:5]
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    cells = dict(zip(columns, [c.strip() for c in ensemble.strip("|").split("|")], strict=True))
+    assert cells["run"] == f"{tmp_path / 'ens'} (ensemble of 2)"
+    own = metrics_of(tmp_path / "ens")
+    assert cells["eval_accuracy"] == f"{own['eval_accuracy']:.4f}" and cells["eval_loss"] == f"{own['eval_loss']:.4f}"
+    minutes = sum(metrics_of(m)["wall_seconds"] for m in members) / 60
+    assert cells["minutes"] == f"{minutes:.2f} (members)" and cells["peak MB"] == "-"
+    assert cells["seed"] == "1,2" and cells["train.lr"] == "0.001"  # the members' recipes, as the summary row's
+    assert (tmp_path / "e.png").is_file()
+
+    from mrpc_finetune.run.ensemble_dir import EnsembleDir
+
+    EnsembleDir(tmp_path / "ens").write([members[0], tmp_path / "moved-away"], both_orders=False)
+    code = main(["compare", str(tmp_path / "ens"), "--plot", str(tmp_path / "f.png")])
+    _, err = capsys.readouterr()
+    assert code == 2 and f"its member {tmp_path / 'moved-away'} is not there" in err and err.count("\n") == 1

@@ -3,11 +3,13 @@
 mrpc-finetune compare runs/mrpc_minilm /tmp/run
 mrpc-finetune compare runs/mrpc_minilm-seeds                     # a repeat folder: one row per seed
 mrpc-finetune compare runs/mrpc_minilm-seeds runs/mrpc_minilm-search --summary --plot compare.png
+mrpc-finetune compare runs/mrpc_minilm-seeds runs/mrpc_minilm-seeds/ensemble --summary   # the seeds' mean, their ensemble
 
 The table holds every score in the runs' ``metrics.json`` (validation and test), the wall time, the peak memory
 and the recipe keys whose values differ between the rows (from each run's ``recipe.json``); the curves come
 from the runs' TensorBoard events. An experiment folder expands to its finished runs; with ``--summary`` it is
-one row: mean ± sample std over a ``repeat``'s seeds, or over the seeds of a ``search``'s best trial.
+one row: mean ± sample std over a ``repeat``'s seeds, or over the seeds of a ``search``'s best trial. An
+``ensemble`` folder is one row of its own scores; its minutes are its members' summed.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from mrpc_finetune.experiments import events, plots, stats
 from mrpc_finetune.experiments.folders import NOT_COMPARED, find_runs, read_metrics, recipe_value
 from mrpc_finetune.recipe.loading import load_recipe
 from mrpc_finetune.recipe.overrides import all_keys
+from mrpc_finetune.run.ensemble_dir import EnsembleDir, is_ensemble
 from mrpc_finetune.run.rundir import RunDir
 
 
@@ -48,7 +51,7 @@ def compare(paths: list[Path], plot: Path | None = None, summary_rows: bool = Fa
     if left_out:
         lines.append(f"\n{left_out} unfinished run(s) left out (interrupted, or pruned by a search).")
     if plot is not None:
-        groups = {row.label: [events.eval_curves(run) for run in row.runs] for row in rows}
+        groups = {row.label: [events.eval_curves(run) for run in row.runs] for row in rows if row.runs}
         saved = plots.curves_figure(plot, groups, title="evaluation during training")
         lines.append(f"\nplot: {saved.resolve()}")  # absolute: the default lands in whatever folder this ran in
     return "\n".join(lines)
@@ -56,6 +59,8 @@ def compare(paths: list[Path], plot: Path | None = None, summary_rows: bool = Fa
 
 def _rows(path: Path, summary_rows: bool) -> tuple[list[Row], int]:
     """The rows for one argument, and how many unfinished runs it held."""
+    if is_ensemble(path):
+        return [_ensemble_row(path)], 0
     if RunDir(path).recipe_file.is_file():
         if read_metrics(path) is None:
             raise UserError(f"{path}: the run is not finished (no metrics.json); finish or resume it first")
@@ -94,7 +99,31 @@ def _run_row(label: str, runs: list[Path]) -> Row:
         row.cells["minutes"] = f"{figures['wall_seconds']['mean'] / 60:.2f}"
     if "peak_memory_mb" in figures:
         row.cells["peak MB"] = f"{figures['peak_memory_mb']['mean']:.0f}"
+    _recipe_cells(row, runs)
+    return row
+
+
+def _ensemble_row(path: Path) -> Row:
+    """An ``ensemble`` folder: its own scores (one model, not its members' mean); minutes are its members' training
+    minutes summed, what the ensemble cost; no curves of its own, so it is left out of the plot."""
+    members = EnsembleDir(path).members()
+    gone = next((member for member in members if not RunDir(member).recipe_file.is_file()), None)
+    if gone is not None:
+        raise UserError(f"{path}: its member {gone} is not there (no recipe.json); ensemble.json names where it was")
+    row = Row(f"{path} (ensemble of {len(members)})", runs=[])
+    ensemble_metrics = json.loads(EnsembleDir(path).metrics_file.read_text())
+    for key, value in ensemble_metrics.items():
+        if stats.is_score(key) and stats.is_number(value):
+            row.cells[key] = f"{value:.4f}"
+    seconds = [(read_metrics(member) or {}).get("wall_seconds") for member in members]
+    if all(stats.is_number(s) for s in seconds):
+        row.cells["minutes"] = f"{sum(seconds) / 60:.2f} (members)"
+    _recipe_cells(row, members)
+    return row
+
+
+def _recipe_cells(row: Row, runs: list[Path]) -> None:
+    """Each recipe key's value in the row's runs (several, comma-separated, where they differ: seeds)."""
     recipes = [load_recipe(str(RunDir(run).recipe_file)) for run in runs]
     for key in all_keys():
         row.cells[key] = ",".join(dict.fromkeys(str(recipe_value(r, key)) for r in recipes))
-    return row
