@@ -239,7 +239,7 @@ def test_a_worker_waits_for_the_trial_that_completes_the_study_then_stops(capsys
     from mrpc_finetune.experiments.search import room_for_a_trial
 
     study = study_with_trials(tmp_path, finished=2)
-    assert room_for_a_trial(study, 4, poll=0.2)  # 2 + 1 < 4: start one more
+    assert room_for_a_trial(study, 3, poll=0.2)  # 2 finished, none running: start one more
     thread = running_elsewhere(study, beats=4, tell_after=True)
     started = time.monotonic()
     assert not room_for_a_trial(study, 3, poll=0.2)

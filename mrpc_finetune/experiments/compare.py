@@ -110,8 +110,10 @@ def _ensemble_row(path: Path) -> Row:
     gone = next((member for member in members if not RunDir(member).recipe_file.is_file()), None)
     if gone is not None:
         raise UserError(f"{path}: its member {gone} is not there (no recipe.json); ensemble.json names where it was")
+    ensemble_metrics = read_metrics(path)  # an ensemble folder keeps it where a run does
+    if ensemble_metrics is None:
+        raise UserError(f"{path}: the ensemble has no metrics.json; build it again with `mrpc-finetune ensemble`")
     row = Row(f"{path} (ensemble of {len(members)})", runs=[])
-    ensemble_metrics = json.loads(EnsembleDir(path).metrics_file.read_text())
     for key, value in ensemble_metrics.items():
         if stats.is_score(key) and stats.is_number(value):
             row.cells[key] = f"{value:.4f}"

@@ -137,8 +137,9 @@ def room_for_a_trial(study, target: int, poll: float) -> bool:
         with warnings.catch_warnings():  # experimental since Optuna 2.9, as the heartbeat storage it serves
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)  # a dead worker's trial: failed, its point queued (WAITING)
-        finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
-        running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+        states = [t.state for t in study.get_trials(deepcopy=False)]
+        finished = states.count(TrialState.COMPLETE) + states.count(TrialState.PRUNED)
+        running = states.count(TrialState.RUNNING)
         if finished >= target:
             return False
         if finished + running < target:
